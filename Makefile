@@ -1,0 +1,28 @@
+# Both targets create (or reuse) .venv and install the pinned dependencies.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.kpr-installed
+
+export NO_ALBUMENTATIONS_UPDATE := 1
+
+.PHONY: test demo bench clean
+
+$(STAMP): pyproject.toml requirements/lock.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/lock.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	$(VENV)/bin/kpr demo
+
+bench: $(STAMP)
+	$(PY) benchmarks/inference.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache
