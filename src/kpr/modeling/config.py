@@ -1,0 +1,94 @@
+"""Model configuration: everything needed to rebuild a KPR model, and nothing about training."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+SOLIDER_NAMES = ("solider_swin", "solider_swin_base_patch4_window7_224", "imagenet_swin_base_patch4_window7_224")
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """Which Swin to build.
+
+    ``name`` is a timm Swin/SwinV2 model name (family ``timm``) or ``solider_swin`` (SOLIDER's
+    own Swin, family ``solider``; the official keys ``solider_swin_base_patch4_window7_224`` and
+    ``imagenet_swin_base_patch4_window7_224`` are accepted as aliases). ``None`` widths/depths/heads
+    keep the architecture's own defaults. ``pretrained`` is an optional local weight file.
+    """
+
+    name: str = "swinv2_base_window12to16_192to256"
+    embed_dim: int | None = None
+    depths: tuple[int, ...] | None = None
+    num_heads: tuple[int, ...] | None = None
+    drop_path_rate: float = 0.1
+    semantic_weight: float | None = None
+    pretrained: str | None = None
+
+    @property
+    def family(self) -> Literal["timm", "solider"]:
+        return "solider" if self.name in SOLIDER_NAMES else "timm"
+
+
+@dataclass(frozen=True)
+class KPRConfig:
+    """A KPR model.
+
+    Attributes
+    ----------
+    image_size:
+        Input (H, W); the feature map is (H/4, W/4).
+    prompt_grouping, target_grouping:
+        Names of the keypoint grouping of the prompt (``cck6``, ``cck8``, …) and of the K body
+        parts predicted by the head (``five_v`` → K=5, ``eight`` → K=8).
+    prompt_negatives, prompt_background:
+        Whether the prompt has the negative-keypoint and background channels
+        (prompt channels = Kp + 2 with both, the official default).
+    num_cameras, camera_scale:
+        SIE camera embedding (TransReID style); 0 cameras = none.
+    fusion_dim:
+        Channels after multi-stage fusion; ``None`` = the last stage's width.
+    embedding_dim:
+        D, the size of every retrieval embedding.
+    num_classes:
+        Identity classifiers' classes (0 = no classifiers, inference only).
+    binary_visibility:
+        Part k is visible iff it wins the argmax at ≥ 1 feature pixel (official default);
+        otherwise visibility is the part map's maximum probability.
+    """
+
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    image_size: tuple[int, int] = (256, 128)
+    prompt_grouping: str = "cck8"
+    target_grouping: str = "eight"
+    prompt_negatives: bool = True
+    prompt_background: bool = True
+    num_cameras: int = 0
+    camera_scale: float = 3.0
+    fusion_dim: int | None = None
+    embedding_dim: int = 512
+    num_classes: int = 0
+    binary_visibility: bool = True
+    pixel_mean: tuple[float, float, float] = IMAGENET_MEAN
+    pixel_std: tuple[float, float, float] = IMAGENET_STD
+
+    @property
+    def num_parts(self) -> int:
+        from kpr.keypoints.groupings import target_grouping
+
+        return target_grouping(self.target_grouping).num_parts
+
+    @property
+    def prompt_channels(self) -> int:
+        from kpr.keypoints.groupings import prompt_grouping
+
+        kp = prompt_grouping(self.prompt_grouping).num_parts
+        return kp + int(self.prompt_negatives) + int(self.prompt_background)
+
+    @property
+    def feature_size(self) -> tuple[int, int]:
+        return self.image_size[0] // 4, self.image_size[1] // 4

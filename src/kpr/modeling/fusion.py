@@ -1,0 +1,35 @@
+"""Multi-stage fusion (MSF): the four stage outputs → one feature map at stage-0 resolution."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class MultiStageFusion(nn.Module):
+    """Upsample stages 1..3 to stage 0's size, concatenate, 1×1 conv, BatchNorm, ReLU.
+
+    A 1×1 convolution commutes with bilinear upsampling, so each stage's slice of the 1×1 kernel
+    is applied at that stage's own resolution and the results are summed after upsampling: the same
+    function as conv(concat(upsampled stages)), at a fraction of the cost (the concatenated tensor
+    of sum(stage_dims) channels at full resolution is never built).
+    """
+
+    def __init__(self, stage_dims: tuple[int, ...], out_dim: int):
+        super().__init__()
+        self.stage_dims = tuple(stage_dims)
+        self.proj = nn.Conv2d(sum(stage_dims), out_dim, kernel_size=1)
+        self.bn = nn.BatchNorm2d(out_dim)
+        nn.init.kaiming_normal_(self.proj.weight, mode="fan_out", nonlinearity="relu")
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """4 × [N, C_i, H_i, W_i] → [N, out_dim, H_0, W_0]."""
+        size = features[0].shape[-2:]
+        weights = torch.split(self.proj.weight, self.stage_dims, dim=1)
+        out = F.conv2d(features[0], weights[0], self.proj.bias)
+        for feature, weight in zip(features[1:], weights[1:]):
+            projected = F.conv2d(feature, weight)
+            out = out + F.interpolate(projected, size=size, mode="bilinear", align_corners=True)
+        return F.relu(self.bn(out))
