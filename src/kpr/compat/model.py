@@ -1,0 +1,68 @@
+"""Migration aid: the official model's outputs, keyed exactly like the official output dict."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from numpy.typing import ArrayLike
+
+from kpr.modeling.kpr import KPR
+from kpr.modeling.outputs import Branches
+from kpr.modeling.part_head import part_visibility
+from kpr.retrieval.distance import body_part_distance, l2_normalize, part_distance
+
+_BRANCH_KEYS = (("globl", "global_"), ("backg", "background"), ("foreg", "foreground"), ("conct", "concat"), ("parts", "parts"))
+
+
+def _branch_items(prefix: str, branches: Branches) -> dict[str, torch.Tensor]:
+    return {f"{prefix}{official}": getattr(branches, ours) for official, ours in _BRANCH_KEYS}
+
+
+def official_forward(
+    model: KPR,
+    images: ArrayLike,
+    prompt_masks: ArrayLike | None = None,
+    cam_labels: ArrayLike | None = None,
+) -> dict[str, np.ndarray]:
+    """Run ``model`` like the official engine's evaluation pass and return numpy arrays.
+
+    Keys: ``embeddings.*``, ``embeddings.bn_*``, ``visibility.*``, ``id_cls_scores.*`` (when the
+    model has classifiers), ``masks.*``, ``pixels_cls_scores``, ``spatial_features``,
+    ``test.embeddings_raw``, ``test.embeddings``, ``test.visibility``, ``test.masks``,
+    ``test.distmat`` and ``test.body_part_distmat``.
+    """
+    device = next(model.parameters()).device
+    images_t = torch.as_tensor(np.asarray(images), dtype=torch.float32, device=device)
+    prompts_t = None if prompt_masks is None else torch.as_tensor(np.asarray(prompt_masks), device=device)
+    cams_t = None if cam_labels is None else torch.as_tensor(np.asarray(cam_labels), device=device)
+    model.eval()
+    with torch.inference_mode():
+        out = model(images_t, prompts_t, cams_t, full=True)
+        assert out.branch_embeddings is not None and out.bn_embeddings is not None
+        present = part_visibility(out.part_masks, model.config.binary_visibility)
+        foreground_mask = out.part_masks[:, 1:].amax(dim=1)
+        result: dict[str, torch.Tensor] = {
+            **_branch_items("embeddings.", out.branch_embeddings),
+            **{k.replace("embeddings.", "embeddings.bn_"): v for k, v in _branch_items("embeddings.", out.bn_embeddings).items()},
+            "visibility.globl": torch.ones_like(present[:, 0]),
+            "visibility.backg": present[:, 0],
+            "visibility.foreg": out.visibility[:, 0],
+            "visibility.conct": out.visibility[:, 0],
+            "visibility.parts": out.visibility[:, 1:],
+            "pixels_cls_scores": out.pixel_logits,
+            "spatial_features": out.features,
+            "masks.globl": torch.ones_like(foreground_mask),
+            "masks.backg": out.part_masks[:, 0],
+            "masks.foreg": foreground_mask,
+            "masks.conct": foreground_mask,
+            "masks.parts": out.part_masks[:, 1:],
+            "test.embeddings_raw": out.embeddings,
+            "test.embeddings": (emb := l2_normalize(out.embeddings)),
+            "test.visibility": out.visibility,
+            "test.masks": torch.cat([foreground_mask.unsqueeze(1), out.part_masks[:, 1:]], dim=1),
+            "test.distmat": part_distance(emb, emb, out.visibility, out.visibility),
+            "test.body_part_distmat": body_part_distance(emb, emb, out.visibility, out.visibility),
+        }
+        if out.id_logits is not None:
+            result.update(_branch_items("id_cls_scores.", out.id_logits))
+    return {k: v.detach().cpu().numpy() for k, v in result.items()}

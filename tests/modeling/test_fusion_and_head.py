@@ -1,0 +1,51 @@
+import torch
+import torch.nn.functional as F
+
+from kpr.modeling.fusion import MultiStageFusion
+from kpr.modeling.part_head import PartHead, masked_average, part_visibility, weighted_pool
+
+
+def test_per_stage_fusion_equals_conv_of_concatenated_upsampled_stages():
+    torch.manual_seed(0)
+    dims = (8, 16, 32, 64)
+    fusion = MultiStageFusion(dims, 24).eval()
+    with torch.no_grad():
+        fusion.bn.running_mean.normal_()
+        fusion.bn.running_var.uniform_(0.5, 2.0)
+    feats = [torch.randn(2, c, 32 // 2**i, 16 // 2**i) for i, c in enumerate(dims)]
+    up = [feats[0]] + [F.interpolate(f, size=(32, 16), mode="bilinear", align_corners=True) for f in feats[1:]]
+    reference = F.relu(fusion.bn(fusion.proj(torch.cat(up, dim=1))))
+    torch.testing.assert_close(fusion(feats), reference, atol=1e-5, rtol=1e-5)
+
+
+def test_weighted_pool_and_masked_average_by_hand():
+    features = torch.tensor([[[[1.0, 3.0], [5.0, 7.0]]]])  # [1, 1, 2, 2]
+    mask = torch.tensor([[[[1.0, 0.0], [0.5, 0.0]]]])  # [1, 1, 2, 2]
+    # weighted: (1*1 + 0.5*5) / 1.5; spatial mean of mask*features: (1 + 2.5) / 4
+    assert torch.allclose(weighted_pool(mask, features), torch.tensor([[[3.5 / 1.5]]]))
+    assert torch.allclose(masked_average(mask, features), torch.tensor([[3.5 / 4]]))
+    assert torch.equal(weighted_pool(torch.zeros_like(mask), features), torch.zeros(1, 1, 1))
+
+
+def test_binary_visibility_is_argmax_presence():
+    probs = torch.zeros(1, 4, 1, 3)
+    probs[0, :, 0, 0] = torch.tensor([0.7, 0.1, 0.1, 0.1])  # background wins
+    probs[0, :, 0, 1] = torch.tensor([0.2, 0.5, 0.2, 0.1])  # part 1 wins
+    probs[0, :, 0, 2] = torch.tensor([0.1, 0.2, 0.3, 0.4])  # part 3 wins
+    assert part_visibility(probs, binary=True).tolist() == [[True, True, False, True]]
+    continuous = part_visibility(probs, binary=False)
+    assert torch.allclose(continuous, torch.tensor([[0.7, 0.5, 0.3, 0.4]]))
+
+
+def test_fast_path_equals_full_path():
+    torch.manual_seed(0)
+    head = PartHead(dim=16, num_parts=3, embedding_dim=8, num_classes=5).eval()
+    features = torch.randn(2, 16, 8, 4)
+    fast, full = head(features, full=False), head(features, full=True)
+    assert "id_logits" not in fast and full["id_logits"] is not None
+    for key in ("embeddings", "visibility", "part_masks", "pixel_logits"):
+        torch.testing.assert_close(fast[key], full[key])
+    assert full["embeddings"].shape == (2, 4, 8)
+    assert full["id_logits"].parts.shape == (2, 3, 5)
+    # Foreground visibility includes the background class: always true in binary mode.
+    assert full["visibility"][:, 0].all()
