@@ -63,12 +63,13 @@ class TimmSwin(nn.Module):
         for key in ("embed_dim", "depths", "num_heads"):
             if getattr(config, key) is not None:
                 kwargs[key] = getattr(config, key)
-        try:
-            self.model = timm.create_model(config.name, **kwargs)
-        except RuntimeError as exc:
-            raise ConfigError(f"backbone.name: {config.name!r} is not a timm model ({exc})") from None
-        if not (hasattr(self.model, "layers") and hasattr(self.model, "patch_embed")):
-            raise ConfigError(f"backbone.name: {config.name!r} is not a Swin/SwinV2 model")
+        arch = config.name.split(".")[0]
+        if not (timm.is_model(arch) and arch.startswith("swin")):
+            raise ConfigError(
+                f"backbone.name: {config.name!r} is not a timm Swin/SwinV2 model nor 'solider_swin'; "
+                f"e.g. {timm.list_models('swin*')[:4]}"
+            )
+        self.model = timm.create_model(config.name, **kwargs)
         self.model.norm = nn.Identity()
         self.stage_dims = tuple(info["num_chs"] for info in self.model.feature_info)
 
