@@ -1,6 +1,6 @@
 """The Swin transformer of the SOLIDER code base, as used by KPR's ``solider_swin`` backbones.
 
-It differs from the Microsoft / timm Swin in ways that change the numbers, so it is written out here:
+It differs from the Microsoft / timm Swin in ways that change the numbers, hence its own code:
 
 * every stage runs its blocks first and merges patches at its *end*; the per-stage feature is the
   pre-merge output passed through that stage's own LayerNorm;
@@ -16,6 +16,7 @@ Tokens are kept channels-last ([N, H, W, C]) inside the network; stage features 
 
 from __future__ import annotations
 
+import argparse
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -26,6 +27,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.serialization import safe_globals
 
 from kpr.errors import CheckpointError, ConfigError
 
@@ -34,6 +36,7 @@ __all__ = [
     "PatchMerging",
     "PretrainedLoadReport",
     "SoliderSwin",
+    "WindowAttention",
     "convert_microsoft_swin_state_dict",
     "convert_official_state_dict",
     "convert_solider_pretrained_state_dict",
@@ -152,8 +155,8 @@ class PatchEmbed(nn.Module):
 class PatchMerging(nn.Module):
     """2×2 patch merging in ``nn.Unfold`` channel order → LayerNorm(4C) → Linear(4C → 2C, no bias).
 
-    Merged channel ``4·c + 2·dy + dx`` holds channel ``c`` of the token at offset (dy, dx) in its 2×2
-    neighbourhood. Odd grids are zero-padded on the bottom/right first.
+    Merged channel ``4·c + 2·dy + dx`` holds channel ``c`` of the token at offset (dy, dx) in
+    its 2×2 neighbourhood. Odd grids are zero-padded on the bottom/right first.
     """
 
     def __init__(self, dim: int):
@@ -167,7 +170,8 @@ class PatchMerging(nn.Module):
         if h % 2 or w % 2:
             x = F.pad(x, (0, 0, 0, w % 2, 0, h % 2))
             h, w = h + h % 2, w + w % 2
-        x = x.view(n, h // 2, 2, w // 2, 2, c).permute(0, 1, 3, 5, 2, 4).reshape(n, h // 2, w // 2, 4 * c)
+        x = x.view(n, h // 2, 2, w // 2, 2, c).permute(0, 1, 3, 5, 2, 4)
+        x = x.reshape(n, h // 2, w // 2, 4 * c)
         return self.reduction(self.norm(x))
 
 
@@ -177,7 +181,8 @@ class WindowAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int, window_size: int):
         super().__init__()
         self.num_heads = num_heads
-        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window_size - 1) ** 2, num_heads))
+        table_size = (2 * window_size - 1) ** 2
+        self.relative_position_bias_table = nn.Parameter(torch.zeros(table_size, num_heads))
         self.register_buffer("relative_position_index", relative_position_index(window_size))
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
@@ -241,7 +246,13 @@ class SwinBlock(nn.Module):
     """Pre-norm (shifted-)window attention block followed by a pre-norm MLP block."""
 
     def __init__(
-        self, dim: int, num_heads: int, window_size: int, shift: int, mlp_ratio: float, drop_path: float
+        self,
+        dim: int,
+        num_heads: int,
+        window_size: int,
+        shift: int,
+        mlp_ratio: float,
+        drop_path: float,
     ):
         super().__init__()
         self.window_size = window_size
@@ -260,7 +271,8 @@ class SwinBlock(nn.Module):
         hp, wp = h + layout.pad_h, w + layout.pad_w
         if self.shift:
             y = torch.roll(y, (-self.shift, -self.shift), dims=(1, 2))
-        windows = self.attn(_window_partition(y, self.window_size), layout.shift_mask if self.shift else None)
+        mask = layout.shift_mask if self.shift else None
+        windows = self.attn(_window_partition(y, self.window_size), mask)
         y = _window_merge(windows, hp, wp, self.window_size)
         if self.shift:
             y = torch.roll(y, (self.shift, self.shift), dims=(1, 2))
@@ -283,10 +295,11 @@ class SwinStage(nn.Module):
     ):
         super().__init__()
         self.window_size = window_size
-        shift = window_size // 2
+        self.shift = window_size // 2
+        shifts = [self.shift if b % 2 else 0 for b in range(depth)]
         self.blocks = nn.ModuleList(
-            SwinBlock(dim, num_heads, window_size, shift if b % 2 else 0, mlp_ratio, drop_paths[b])
-            for b in range(depth)
+            SwinBlock(dim, num_heads, window_size, shift, mlp_ratio, drop_path)
+            for shift, drop_path in zip(shifts, drop_paths)
         )
         self.downsample = PatchMerging(dim) if downsample else None
         self._layouts: dict[tuple[int, int, torch.device], _WindowLayout] = {}
@@ -296,12 +309,10 @@ class SwinStage(nn.Module):
         layout = self._layouts.get(key)
         if layout is None:
             pad_h, pad_w = -height % self.window_size, -width % self.window_size
-            shifts = {block.shift for block in self.blocks if block.shift}
-            mask = (
-                shift_window_mask(height + pad_h, width + pad_w, self.window_size, shifts.pop(), device)
-                if shifts
-                else None
-            )
+            mask = None
+            if any(block.shift for block in self.blocks):
+                padded_h, padded_w = height + pad_h, width + pad_w
+                mask = shift_window_mask(padded_h, padded_w, self.window_size, self.shift, device)
             layout = self._layouts[key] = _WindowLayout(pad_h, pad_w, mask)
         return layout
 
@@ -377,11 +388,16 @@ class SoliderSwin(nn.Module):
         super().__init__()
         depths, num_heads = tuple(depths), tuple(num_heads)
         if not depths or len(depths) != len(num_heads) or min(depths) < 1:
-            raise ConfigError(f"backbone: depths {depths} and num_heads {num_heads} must be non-empty, equally long, ≥ 1")
+            raise ConfigError(
+                f"backbone: depths {depths} and num_heads {num_heads} must be non-empty, "
+                "equally long and ≥ 1"
+            )
         stage_dims = tuple(embed_dim * 2**i for i in range(len(depths)))
         for dim, heads in zip(stage_dims, num_heads):
             if heads < 1 or dim % heads:
-                raise ConfigError(f"backbone: stage width {dim} is not divisible by num_heads {heads}")
+                raise ConfigError(
+                    f"backbone: stage width {dim} is not divisible by num_heads {heads}"
+                )
         if window_size < 1:
             raise ConfigError(f"backbone: window_size must be ≥ 1, got {window_size}")
         self.embed_dim = embed_dim
@@ -401,13 +417,15 @@ class SoliderSwin(nn.Module):
                 drop_paths[start : start + depth],
                 downsample=i < len(depths) - 1,
             )
-            for i, (dim, depth, heads, start) in enumerate(zip(stage_dims, depths, num_heads, starts))
+            for i, (dim, depth, heads, start) in enumerate(
+                zip(stage_dims, depths, num_heads, starts)
+            )
         )
         self.norms = nn.ModuleList(nn.LayerNorm(dim) for dim in stage_dims)
         self.semantic_embed_w: nn.ModuleList | None = None
         self.semantic_embed_b: nn.ModuleList | None = None
         if semantic_weight is not None:
-            # Module i feeds stage i + 1; the last one has no consumer but exists in SOLIDER weights.
+            # Module i feeds stage i + 1; the last has no consumer but exists in SOLIDER weights.
             next_dims = stage_dims[1:] + stage_dims[-1:]
             self.semantic_embed_w = nn.ModuleList(nn.Linear(2, dim) for dim in next_dims)
             self.semantic_embed_b = nn.ModuleList(nn.Linear(2, dim) for dim in next_dims)
@@ -485,11 +503,13 @@ class SoliderSwin(nn.Module):
             memory): the stage's pre-merge output after its LayerNorm.
         """
         if tokens.ndim != 4 or tokens.shape[-1] != self.embed_dim:
-            raise ValueError(f"tokens: expected [N, Hp, Wp, {self.embed_dim}], got {list(tokens.shape)}")
+            raise ValueError(
+                f"tokens: expected [N, Hp, Wp, {self.embed_dim}], got {list(tokens.shape)}"
+            )
         semantic = None
         if self._semantic_weight is not None:
             # Built the official way (w in the tokens' dtype, then 1 − w) for bit-identical inputs.
-            w = torch.full((tokens.shape[0], 1), self._semantic_weight, dtype=tokens.dtype, device=tokens.device)
+            w = tokens.new_full((tokens.shape[0], 1), self._semantic_weight)
             semantic = torch.cat((w, 1 - w), dim=-1)
         features = []
         x = tokens
@@ -505,7 +525,7 @@ class SoliderSwin(nn.Module):
         return features
 
     def forward(self, images: Tensor) -> list[Tensor]:
-        """[N, 3, H, W] → the per-stage features of :meth:`forward_stages` (no prompt, no camera)."""
+        """[N, 3, H, W] → the features of :meth:`forward_stages` (no prompt, no camera)."""
         return self.forward_stages(self.embed(images))
 
     def load_pretrained(
@@ -542,7 +562,9 @@ class SoliderSwin(nn.Module):
             "microsoft": convert_microsoft_swin_state_dict,
         }
         if format != "auto" and format not in converters:
-            raise ConfigError(f"format: expected one of {sorted(converters)} or 'auto', got {format!r}")
+            raise ConfigError(
+                f"format: expected one of {sorted(converters)} or 'auto', got {format!r}"
+            )
         path = Path(path)
         flat = _strip_module(_unwrap_checkpoint(_read_weight_file(path), path))
         kind = _detect_format(flat, self.state_dict().keys(), path) if format == "auto" else format
@@ -552,7 +574,9 @@ class SoliderSwin(nn.Module):
             raise CheckpointError(f"{path}: {exc}") from None
         return self._load_converted(converted, path, kind)
 
-    def _load_converted(self, state: Mapping[str, Tensor], path: Path, kind: str) -> PretrainedLoadReport:
+    def _load_converted(
+        self, state: Mapping[str, Tensor], path: Path, kind: str
+    ) -> PretrainedLoadReport:
         own = self.state_dict()
         accepted: dict[str, Tensor] = {}
         resized: list[str] = []
@@ -563,18 +587,22 @@ class SoliderSwin(nn.Module):
             if value.shape != target.shape:
                 if key.endswith("relative_position_index"):
                     continue
-                if key.endswith("relative_position_bias_table") and value.shape[1:] == target.shape[1:]:
+                is_table = key.endswith("relative_position_bias_table")
+                if is_table and value.shape[1:] == target.shape[1:]:
                     value = _resize_bias_table(value, target.shape[0], key, path)
                     resized.append(key)
                 else:
                     raise CheckpointError(
-                        f"{path}: {key} has shape {list(value.shape)}, the model expects {list(target.shape)}"
+                        f"{path}: {key} has shape {list(value.shape)}, "
+                        f"the model expects {list(target.shape)}"
                     )
             accepted[key] = value
         if not accepted:
             raise CheckpointError(f"{path}: no tensor of this file fits the SOLIDER Swin backbone")
         self.load_state_dict(accepted, strict=False)
-        missing = tuple(k for k in own if k not in accepted and not k.endswith("relative_position_index"))
+        missing = tuple(
+            k for k in own if k not in accepted and not k.endswith("relative_position_index")
+        )
         unexpected = tuple(k for k in state if k not in own)
         return PretrainedLoadReport(len(accepted), missing, unexpected, tuple(resized), kind)
 
@@ -603,7 +631,10 @@ def _read_weight_file(path: Path) -> Any:
             raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
     from kpr.checkpoint.official import safe_torch_load
 
-    return safe_torch_load(path)
+    # Self-supervised (DINO-style) training files such as SOLIDER's also pickle their argparse
+    # options; a Namespace only carries plain attributes, so it is safe to rebuild.
+    with safe_globals([argparse.Namespace]):
+        return safe_torch_load(path)
 
 
 def _unwrap_checkpoint(obj: Any, source: str | Path = "checkpoint") -> dict[str, Tensor]:
@@ -618,12 +649,14 @@ def _unwrap_checkpoint(obj: Any, source: str | Path = "checkpoint") -> dict[str,
         raise CheckpointError(f"{source}: expected a non-empty dict of tensors")
     for key, value in obj.items():
         if not isinstance(value, Tensor):
-            raise CheckpointError(f"{source}: entry {key!r} is a {type(value).__name__}, not a tensor")
+            raise CheckpointError(
+                f"{source}: entry {key!r} is a {type(value).__name__}, not a tensor"
+            )
     return dict(obj)
 
 
 def _strip_module(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    return {key.replace("module.", "", 1) if key.startswith("module.") else key: v for key, v in state.items()}
+    return {key.removeprefix("module."): value for key, value in state.items()}
 
 
 def _detect_format(state: Mapping[str, Tensor], own_keys: Any, path: Path) -> str:
@@ -643,6 +676,7 @@ def _detect_format(state: Mapping[str, Tensor], own_keys: Any, path: Path) -> st
 
 
 _BLOCK = r"stages\.(\d+)\.blocks\.(\d+)\."
+_DOWNSAMPLE = r"{stages}\.(\d+)\.downsample\.(norm\.weight|norm\.bias|reduction\.weight)"
 _OFFICIAL_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern), replacement)
     for pattern, replacement in (
@@ -656,7 +690,7 @@ _OFFICIAL_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (_BLOCK + r"attn\.w_msa\.(qkv|proj)\.(weight|bias)", r"stages.\1.blocks.\2.attn.\3.\4"),
         (_BLOCK + r"ffn\.layers\.0\.0\.(weight|bias)", r"stages.\1.blocks.\2.mlp.fc1.\3"),
         (_BLOCK + r"ffn\.layers\.1\.(weight|bias)", r"stages.\1.blocks.\2.mlp.fc2.\3"),
-        (r"stages\.(\d+)\.downsample\.(norm\.weight|norm\.bias|reduction\.weight)", r"stages.\1.downsample.\2"),
+        (_DOWNSAMPLE.format(stages="stages"), r"stages.\1.downsample.\2"),
         (r"norm(\d+)\.(weight|bias)", r"norms.\1.\2"),
         (r"semantic_embed_(w|b)\.(\d+)\.(weight|bias)", r"semantic_embed_\1.\2.\3"),
     )
@@ -664,7 +698,10 @@ _OFFICIAL_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
 
 
 def _rename(
-    state: Mapping[str, Tensor], rules: Sequence[tuple[re.Pattern[str], str]], strict: bool, layout: str
+    state: Mapping[str, Tensor],
+    rules: Sequence[tuple[re.Pattern[str], str]],
+    strict: bool,
+    layout: str,
 ) -> dict[str, Tensor]:
     out: dict[str, Tensor] = {}
     unknown: list[str] = []
@@ -677,12 +714,15 @@ def _rename(
             unknown.append(key)
             out[key] = value
     if strict and unknown:
-        shown = ", ".join(unknown[:8]) + (f" (+{len(unknown) - 8} more)" if len(unknown) > 8 else "")
+        more = f" (+{len(unknown) - 8} more)" if len(unknown) > 8 else ""
+        shown = ", ".join(unknown[:8]) + more
         raise CheckpointError(f"unknown {layout} SOLIDER-Swin key(s): {shown}")
     return out
 
 
-def convert_official_state_dict(sd: Mapping[str, Tensor], *, strict: bool = True) -> dict[str, Tensor]:
+def convert_official_state_dict(
+    sd: Mapping[str, Tensor], *, strict: bool = True
+) -> dict[str, Tensor]:
     """Rename official (mmcv-style) SOLIDER-Swin keys to :class:`SoliderSwin` keys.
 
     Parameters
@@ -716,13 +756,13 @@ _MICROSOFT_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"patch_embed\.norm\.(weight|bias)", r"patch_embed.norm.\1"),
         (_MICROSOFT_BLOCK + r"(norm1|norm2)\.(weight|bias)", r"stages.\1.blocks.\2.\3.\4"),
         (
-            _MICROSOFT_BLOCK + r"attn\.(relative_position_bias_table|relative_position_index|qkv\.weight|"
-            r"qkv\.bias|proj\.weight|proj\.bias)",
+            _MICROSOFT_BLOCK + r"attn\.(relative_position_bias_table|relative_position_index|"
+            r"qkv\.weight|qkv\.bias|proj\.weight|proj\.bias)",
             r"stages.\1.blocks.\2.attn.w_msa.\3",
         ),
         (_MICROSOFT_BLOCK + r"mlp\.fc1\.(weight|bias)", r"stages.\1.blocks.\2.ffn.layers.0.0.\3"),
         (_MICROSOFT_BLOCK + r"mlp\.fc2\.(weight|bias)", r"stages.\1.blocks.\2.ffn.layers.1.\3"),
-        (r"layers\.(\d+)\.downsample\.(norm\.weight|norm\.bias|reduction\.weight)", r"stages.\1.downsample.\2"),
+        (_DOWNSAMPLE.format(stages="layers"), r"stages.\1.downsample.\2"),
     )
 )
 _MICROSOFT_DROPPED = re.compile(r"head\..*|norm\.(weight|bias)|" + _MICROSOFT_BLOCK + r"attn_mask")
@@ -742,14 +782,17 @@ def _concat_to_unfold_order(tensor: Tensor, dim: int) -> Tensor:
     return blocks.transpose(-1, -2).reshape(moved.shape).movedim(-1, dim)
 
 
-def convert_microsoft_swin_state_dict(sd: Mapping[str, Any], *, strict: bool = True) -> dict[str, Tensor]:
+def convert_microsoft_swin_state_dict(
+    sd: Mapping[str, Any], *, strict: bool = True
+) -> dict[str, Tensor]:
     """Convert a Microsoft Swin checkpoint (e.g. ImageNet-22k Swin-B) to :class:`SoliderSwin` keys.
 
     Parameters
     ----------
     sd:
-        The state_dict (``layers.{s}.blocks.{b}.attn.qkv.weight``, ``mlp.fc1``, ``patch_embed.proj``,
-        ``layers.{s}.downsample.{reduction,norm}``…) or a checkpoint holding it under ``model``.
+        The state_dict (``layers.{s}.blocks.{b}.attn.qkv.weight``, ``mlp.fc1``,
+        ``patch_embed.proj``, ``layers.{s}.downsample.{reduction,norm}``…) or a checkpoint holding
+        it under ``model``.
         ``head.*``, the final ``norm.*`` and ``attn_mask`` buffers are dropped. Patch-merging
         weights are reordered from concat to unfold order.
     strict:
@@ -797,7 +840,9 @@ def convert_solider_pretrained_state_dict(
         If there is no ``backbone.*`` key, or (``strict``) naming unknown keys.
     """
     state = _strip_module(_unwrap_checkpoint(checkpoint))
-    backbone = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
+    backbone = {
+        k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")
+    }
     if not backbone:
         raise CheckpointError("no 'backbone.*' key: not a SOLIDER pretrained checkpoint")
     return convert_official_state_dict(_strip_module(backbone), strict=strict)

@@ -1,0 +1,427 @@
+"""SOLIDER-code Swin backbone: structure, window geometry, semantic weight and weight conversion."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from kpr.errors import CheckpointError, ConfigError
+from kpr.modeling.backbones.solider_swin import (
+    PatchMerging,
+    SoliderSwin,
+    WindowAttention,
+    convert_microsoft_swin_state_dict,
+    convert_official_state_dict,
+    convert_solider_pretrained_state_dict,
+    relative_position_index,
+    shift_window_mask,
+)
+
+TINY = {"embed_dim": 16, "depths": (2, 2, 2, 2), "num_heads": (1, 2, 4, 8)}
+FIXTURE_NAME = "model_B_solider_swin_market_seed0"
+FIXTURE_CANDIDATES = (
+    Path(__file__).resolve().parents[1] / "fixtures" / FIXTURE_NAME,
+    Path("/work/shared/spec/fixtures") / FIXTURE_NAME,
+)
+OFFICIAL_PREFIX = "backbone_appearance_feature_extractor.model."
+# Microsoft concatenates the 2×2 neighbours as blocks in this (dy, dx) order.
+MICROSOFT_BLOCK_OF_OFFSET = {(0, 0): 0, (1, 0): 1, (0, 1): 2, (1, 1): 3}
+
+
+def tiny(seed: int = 0, **kwargs: object) -> SoliderSwin:
+    torch.manual_seed(seed)
+    return SoliderSwin(**{**TINY, **kwargs}).eval()
+
+
+@pytest.fixture(scope="module")
+def fixture_dir() -> Path:
+    directory = next((d for d in FIXTURE_CANDIDATES if d.is_dir()), None)
+    if directory is None:
+        pytest.skip(f"fixture {FIXTURE_NAME} not available")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def official_state(fixture_dir: Path) -> dict[str, torch.Tensor]:
+    from kpr.checkpoint.official import read_official_checkpoint
+
+    return read_official_checkpoint(fixture_dir / "checkpoint_official_format.pth.tar").state_dict
+
+
+@pytest.fixture(scope="module")
+def official_backbone(official_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Backbone tensors of the family-B fixture checkpoint, keys relative to ``…model.``."""
+    prefix = OFFICIAL_PREFIX
+    return {k.removeprefix(prefix): v for k, v in official_state.items() if k.startswith(prefix)}
+
+
+def test_official_checkpoint_loads_strictly(official_backbone: dict[str, torch.Tensor]) -> None:
+    model = SoliderSwin(**TINY, semantic_weight=0.2)
+    model.load_state_dict(convert_official_state_dict(official_backbone), strict=True)
+    for name, tensor in official_backbone.items():
+        if name.endswith("relative_position_index"):
+            assert torch.equal(tensor, relative_position_index(7)), name
+    block, official = model.stages[2].blocks[1], "stages.2.blocks.1."
+    assert torch.equal(block.attn.qkv.weight, official_backbone[official + "attn.w_msa.qkv.weight"])
+    assert torch.equal(block.mlp.fc1.bias, official_backbone[official + "ffn.layers.0.0.bias"])
+    assert torch.equal(model.norms[3].weight, official_backbone["norm3.weight"])
+
+
+def test_reproduces_official_fixture_features(
+    fixture_dir: Path,
+    official_state: dict[str, torch.Tensor],
+    official_backbone: dict[str, torch.Tensor],
+) -> None:
+    """Backbone + hand-written prompt/SIE/MSF/pixel-classifier steps (notes §1.1) vs the fixture."""
+    sd, wrapper = official_state, "backbone_appearance_feature_extractor."
+    model = SoliderSwin(**TINY, semantic_weight=0.2).eval()
+    model.load_state_dict(convert_official_state_dict(official_backbone))
+    with np.load(fixture_dir / "inputs.npz") as inputs:
+        images = torch.from_numpy(inputs["images"])
+        prompts = torch.from_numpy(inputs["prompt_masks"]).float()
+        cameras = torch.from_numpy(inputs["cam_labels"])
+
+    def bn(x: torch.Tensor, name: str) -> torch.Tensor:
+        stats = [sd[f"{name}.{p}"] for p in ("running_mean", "running_var", "weight", "bias")]
+        return F.batch_norm(x, *stats, training=False, eps=1e-5)
+
+    def spatial_features(semantic_weight: float | None) -> torch.Tensor:
+        model.semantic_weight = semantic_weight
+        tok = wrapper + "masks_patch_embed."
+        weight, bias = sd[tok + "projection.weight"], sd[tok + "projection.bias"]
+        prompt = F.conv2d(prompts, weight, bias, stride=4)
+        prompt = F.layer_norm(
+            prompt.permute(0, 2, 3, 1), (16,), sd[tok + "norm.weight"], sd[tok + "norm.bias"]
+        )
+        camera = 3 * sd[wrapper + "sie_embed"][cameras][:, None]  # [N, 1, 1, C]
+        stages = model.forward_stages(model.embed(images) + prompt + camera)
+        size = stages[0].shape[-2:]
+        upsampled = [stages[0]] + [
+            F.interpolate(f, size=size, mode="bilinear", align_corners=True) for f in stages[1:]
+        ]
+        reduce = "msf.dim_reduce.layers.0."
+        fused = F.conv2d(torch.cat(upsampled, 1), sd[reduce + "weight"], sd[reduce + "bias"])
+        return F.relu(bn(fused, "msf.dim_reduce.layers.1"))
+
+    with torch.no_grad():
+        features = spatial_features(None)
+        logits = F.conv2d(
+            bn(spatial_features(0.2), "pixel_classifier.bn"),
+            sd["pixel_classifier.classifier.weight"],
+            sd["pixel_classifier.classifier.bias"],
+        )
+    parts = logits.softmax(1)[:, 1:]
+    masks = torch.cat([parts.max(1, keepdim=True).values, parts], 1)
+    with np.load(fixture_dir / "outputs.npz") as outputs:
+        expected = torch.from_numpy(outputs["spatial_features"])
+    with np.load(fixture_dir / "outputs_sw02.npz") as outputs:
+        expected_masks = torch.from_numpy(outputs["test.masks"])
+    torch.testing.assert_close(features, expected, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(masks, expected_masks, atol=1e-5, rtol=1e-5)
+
+
+def test_convert_official_names_unknown_keys() -> None:
+    sd = {"norm0.weight": torch.ones(16), "stages.0.blocks.0.attn.w_msa.bogus": torch.ones(1)}
+    with pytest.raises(CheckpointError, match=r"stages\.0\.blocks\.0\.attn\.w_msa\.bogus"):
+        convert_official_state_dict(sd)
+    passed = convert_official_state_dict(sd, strict=False)
+    assert set(passed) == {"norms.0.weight", "stages.0.blocks.0.attn.w_msa.bogus"}
+
+
+def test_swin_b_defaults_match_official_shapes() -> None:
+    with torch.device("meta"):
+        model = SoliderSwin(semantic_weight=0.2)
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert model.stage_dims == (128, 256, 512, 1024)
+    assert shapes["patch_embed.proj.weight"] == (128, 3, 4, 4)
+    assert shapes["stages.2.blocks.17.attn.relative_position_bias_table"] == (169, 16)
+    assert shapes["stages.3.blocks.1.attn.relative_position_index"] == (49, 49)
+    assert shapes["stages.2.downsample.reduction.weight"] == (1024, 2048)
+    assert shapes["semantic_embed_w.0.weight"] == (256, 2)
+    assert shapes["semantic_embed_b.3.weight"] == (1024, 2)
+    assert "stages.3.downsample.norm.weight" not in shapes
+    assert sum(k.startswith("stages.") and k.endswith(".norm1.weight") for k in shapes) == 24
+    drop = [b.drop_path.p for stage in model.stages for b in stage.blocks]
+    assert drop == pytest.approx([0.1 * i / 23 for i in range(24)])
+
+
+def test_stage_shapes_at_384x128() -> None:
+    model = tiny()
+    tokens = model.embed(torch.randn(1, 3, 384, 128))
+    assert tokens.shape == (1, 96, 32, 16)
+    features = model.forward_stages(tokens)
+    assert [tuple(f.shape) for f in features] == [
+        (1, 16, 96, 32),
+        (1, 32, 48, 16),
+        (1, 64, 24, 8),
+        (1, 128, 12, 4),
+    ]
+    assert model.stage_dims == (16, 32, 64, 128)
+
+
+def test_every_stage_pads_and_shifts_without_clamping() -> None:
+    model = tiny()
+    model(torch.randn(1, 3, 384, 128))
+    assert [[b.shift for b in s.blocks] for s in model.stages] == [[0, 3]] * 4
+    grids = [(96, 32), (48, 16), (24, 8), (12, 4)]
+    for stage, (h, w) in zip(model.stages, grids):
+        (layout,) = stage._layouts.values()
+        assert (h + layout.pad_h, w + layout.pad_w) == (math.ceil(h / 7) * 7, math.ceil(w / 7) * 7)
+    last = next(iter(model.stages[3]._layouts.values()))
+    assert (last.pad_h, last.pad_w) == (2, 3)  # 12×4 → 14×7: two windows, still shifted
+    assert last.shift_mask.shape == (2, 49, 49)
+    assert torch.equal(last.shift_mask, shift_window_mask(14, 7, 7, 3))
+    assert (last.shift_mask == -100).any() and (last.shift_mask == 0).any()
+
+
+def test_layout_is_computed_once_per_grid_size() -> None:
+    model = tiny()
+    images = torch.randn(1, 3, 64, 64)
+    model(images)
+    first = next(iter(model.stages[0]._layouts.values())).shift_mask
+    model(images)
+    assert len(model.stages[0]._layouts) == 1
+    assert next(iter(model.stages[0]._layouts.values())).shift_mask is first
+
+
+def test_shift_mask_by_hand_8x8_window4() -> None:
+    # Region labels of each 4×4 window after shifting an 8×8 grid by 2 (rows × cols of regions).
+    a, b, c, d = 0, 1, 2, 3
+    windows = [
+        [[a] * 4] * 4,
+        [[a, a, b, b]] * 4,
+        [[a] * 4, [a] * 4, [b] * 4, [b] * 4],
+        [[a, a, b, b], [a, a, b, b], [c, c, d, d], [c, c, d, d]],
+    ]
+    labels = torch.tensor(windows).view(4, 16)
+    expected = torch.where(labels[:, :, None] == labels[:, None, :], 0.0, -100.0)
+    mask = shift_window_mask(8, 8, 4, 2)
+    assert torch.equal(mask, expected)
+    assert (mask[0] == 0).all()
+    assert (mask[3] == -100).sum() == 16 * 12  # each token shares a region with 4 of 16
+
+
+def test_semantic_weight_changes_later_stages_only() -> None:
+    model = tiny(semantic_weight=0.2)
+    images = torch.randn(1, 3, 128, 64)
+    with torch.no_grad():
+        modulated = model(images)
+        model.semantic_weight = None
+        plain = model(images)
+        model.semantic_weight = 0.7
+        other = model(images)
+    assert torch.equal(modulated[0], plain[0])
+    for i in (1, 2, 3):
+        assert not torch.allclose(modulated[i], plain[i])
+        assert not torch.allclose(modulated[i], other[i])
+    frozen = {n: not p.requires_grad for n, p in model.named_parameters()}
+    assert all(v for n, v in frozen.items() if n.startswith("semantic_embed"))
+    assert not any(v for n, v in frozen.items() if not n.startswith("semantic_embed"))
+
+
+def test_semantic_modulation_formula() -> None:
+    model = tiny(semantic_weight=0.2)
+    tokens = torch.randn(1, 32, 16, 16)
+    s = torch.tensor([[0.2, 0.8]])
+    stage_out, merged = model.stages[0](tokens)
+    scale = F.softplus(model.semantic_embed_w[0](s))[:, None, None]
+    expected_next = merged * scale + model.semantic_embed_b[0](s)[:, None, None]
+    out1, _ = model.stages[1](expected_next)
+    features = model.forward_stages(tokens)
+    torch.testing.assert_close(features[0], model.norms[0](stage_out).permute(0, 3, 1, 2))
+    torch.testing.assert_close(features[1], model.norms[1](out1).permute(0, 3, 1, 2))
+
+
+def test_without_semantic_weight_no_modules() -> None:
+    model = tiny()
+    assert model.semantic_weight is None
+    assert not any("semantic" in k for k in model.state_dict())
+    with pytest.raises(ConfigError, match="semantic"):
+        model.semantic_weight = 0.2
+    with pytest.raises(ConfigError, match="semantic_weight"):
+        tiny(semantic_weight=-1.0)
+
+
+def test_drop_path_only_in_training() -> None:
+    model = tiny(drop_path_rate=0.5)
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        first, second = model(images), model(images)
+        model.train()
+        trained = [model(images)[3] for _ in range(3)]
+    assert all(torch.equal(x, y) for x, y in zip(first, second))
+    assert not all(torch.equal(trained[0], t) for t in trained[1:])
+
+
+def test_sdpa_attention_matches_explicit_softmax() -> None:
+    torch.manual_seed(0)
+    attn = WindowAttention(32, 2, 7)
+    torch.nn.init.normal_(attn.relative_position_bias_table, std=1.0)
+    windows = torch.randn(2, 2, 49, 32)
+    mask = shift_window_mask(14, 7, 7, 3)
+    q, k, v = attn.qkv(windows).view(2, 2, 49, 3, 2, 16).permute(3, 0, 1, 4, 2, 5)
+    logits = (q * 16**-0.5) @ k.transpose(-1, -2) + attn.relative_position_bias() + mask[:, None]
+    expected = attn.proj((logits.softmax(-1) @ v).transpose(2, 3).reshape(2, 2, 49, 32))
+    torch.testing.assert_close(attn(windows, mask), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_patch_merging_uses_unfold_channel_order() -> None:
+    torch.manual_seed(0)
+    merge = PatchMerging(3)
+    x = torch.randn(2, 4, 6, 3)
+    reference = F.unfold(x.permute(0, 3, 1, 2), kernel_size=2, stride=2)  # [N, 3·4, 2·3]
+    reference = reference.transpose(1, 2).reshape(2, 2, 3, 12)
+    torch.testing.assert_close(merge(x), merge.reduction(merge.norm(reference)))
+    # Spelled out: merged channel 4·c + 2·dy + dx is channel c of the neighbour at (dy, dx).
+    assert torch.equal(reference[0, 1, 2, 4 * 2 + 2 * 1 + 0], x[0, 3, 4, 2])
+
+
+def concat_order(tensor: torch.Tensor, dim: int) -> torch.Tensor:
+    """Hand-built inverse of the conversion: unfold order (4·c + k) → Microsoft block order."""
+    channels = tensor.shape[dim] // 4
+    index = torch.empty(4 * channels, dtype=torch.long)
+    for (dy, dx), block in MICROSOFT_BLOCK_OF_OFFSET.items():
+        for c in range(channels):
+            index[block * channels + c] = 4 * c + 2 * dy + dx
+    return tensor.index_select(dim, index)
+
+
+def test_microsoft_merge_weights_are_permuted() -> None:
+    channels = 3
+    codes = torch.arange(4 * channels, dtype=torch.float32)  # value = concat-order position
+    sd = {
+        "layers.0.downsample.reduction.weight": codes.expand(2 * channels, -1).clone(),
+        "layers.0.downsample.norm.weight": codes.clone(),
+        "layers.0.downsample.norm.bias": codes.clone(),
+    }
+    out = convert_microsoft_swin_state_dict(sd)
+    for c in range(channels):
+        for (dy, dx), block in MICROSOFT_BLOCK_OF_OFFSET.items():
+            unfold_pos, concat_pos = 4 * c + 2 * dy + dx, block * channels + c
+            assert out["stages.0.downsample.norm.weight"][unfold_pos] == concat_pos
+            assert (out["stages.0.downsample.reduction.weight"][:, unfold_pos] == concat_pos).all()
+    assert torch.equal(concat_order(out["stages.0.downsample.norm.bias"], 0), codes)
+
+
+def test_microsoft_merge_is_functionally_equivalent() -> None:
+    torch.manual_seed(0)
+    channels = 4
+    norm_w, norm_b = torch.randn(4 * channels), torch.randn(4 * channels)
+    reduction = torch.randn(2 * channels, 4 * channels)
+    x = torch.randn(1, 6, 4, channels)
+    neighbours = [x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]]
+    concat = torch.cat(neighbours, dim=-1)
+    expected = F.layer_norm(concat, (4 * channels,), norm_w, norm_b) @ reduction.T
+    converted = convert_microsoft_swin_state_dict(
+        {
+            "layers.1.downsample.norm.weight": norm_w,
+            "layers.1.downsample.norm.bias": norm_b,
+            "layers.1.downsample.reduction.weight": reduction,
+        }
+    )
+    merge = PatchMerging(channels)
+    merge.load_state_dict({k.removeprefix("stages.1.downsample."): v for k, v in converted.items()})
+    torch.testing.assert_close(merge(x), expected)
+
+
+def microsoft_file_from(model: SoliderSwin) -> dict[str, torch.Tensor]:
+    """A Microsoft-layout state_dict of ``model``'s weights, plus the extra keys such files hold."""
+    sd: dict[str, torch.Tensor] = {}
+    for key, value in model.state_dict().items():
+        if key.startswith(("norms.", "semantic_embed")):
+            continue
+        if ".downsample." in key:
+            value = concat_order(value, value.ndim - 1)
+        sd[key.replace("stages.", "layers.", 1)] = value
+    sd["layers.0.blocks.1.attn_mask"] = torch.zeros(4, 49, 49)
+    sd.update({"norm.weight": torch.ones(128), "norm.bias": torch.zeros(128)})
+    sd.update({"head.weight": torch.zeros(10, 128), "head.bias": torch.zeros(10)})
+    return sd
+
+
+def test_load_pretrained_microsoft_file(tmp_path: Path) -> None:
+    source = tiny(seed=1)
+    path = tmp_path / "swin_22k.pth"
+    torch.save({"model": microsoft_file_from(source)}, path)
+    model = tiny(seed=2)
+    report = model.load_pretrained(path)
+    assert report.format == "microsoft"
+    assert report.unexpected == () and report.resized == ()
+    assert set(report.missing) == {f"norms.{i}.{p}" for i in range(4) for p in ("weight", "bias")}
+    own = model.state_dict()
+    for key, value in source.state_dict().items():
+        if not key.startswith("norms."):
+            assert torch.equal(own[key], value), key
+
+
+def test_load_pretrained_resizes_bias_tables(tmp_path: Path) -> None:
+    path = tmp_path / "swin_22k.pth"
+    torch.save({"model": microsoft_file_from(tiny(seed=1))}, path)
+    model = tiny(seed=2, window_size=5)
+    report = model.load_pretrained(path)
+    assert len(report.resized) == 8
+    assert not any("relative_position_index" in k for k in report.missing)
+    assert model.stages[0].blocks[0].attn.relative_position_bias_table.shape == (81, 1)
+    attn = model.stages[0].blocks[0].attn
+    assert torch.equal(attn.relative_position_index, relative_position_index(5))
+
+
+def test_load_pretrained_solider_file(tmp_path: Path) -> None:
+    source = tiny(seed=1, semantic_weight=0.2)
+    values = source.state_dict().values()
+    teacher = {f"backbone.{k}": v for k, v in zip(_official_keys(source), values)}
+    teacher["head.mlp.0.weight"] = torch.zeros(3, 3)
+    path = tmp_path / "swin_base_reid.pth"
+    student = {"module.backbone.x": torch.zeros(1)}
+    torch.save({"teacher": teacher, "student": student, "args": argparse.Namespace(lr=0.1)}, path)
+    model = tiny(seed=2, semantic_weight=0.2)
+    report = model.load_pretrained(path)
+    assert (report.format, report.missing, report.unexpected) == ("solider", (), ())
+    for key, value in source.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
+    wrapped = {"state_dict": {f"module.{k}": v for k, v in teacher.items()}}
+    assert set(convert_solider_pretrained_state_dict(wrapped)) == set(source.state_dict())
+    with pytest.raises(CheckpointError, match="backbone"):
+        convert_solider_pretrained_state_dict({"model": {"head.weight": torch.zeros(1)}})
+
+
+def _official_keys(model: SoliderSwin) -> list[str]:
+    """This module's keys written in the official mmcv naming (inverse of the converter)."""
+    keys = []
+    for key in model.state_dict():
+        key = key.replace("patch_embed.proj.", "patch_embed.projection.")
+        key = key.replace(".attn.", ".attn.w_msa.").replace(".mlp.fc1.", ".ffn.layers.0.0.")
+        key = key.replace(".mlp.fc2.", ".ffn.layers.1.")
+        if key.startswith("norms."):
+            key = "norm" + key.removeprefix("norms.")
+        keys.append(key)
+    return keys
+
+
+def test_load_pretrained_native_safetensors_and_errors(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    source = tiny(seed=1)
+    path = tmp_path / "backbone.safetensors"
+    save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(path))
+    model = tiny(seed=2)
+    report = model.load_pretrained(path)
+    assert (report.format, report.missing, report.unexpected) == ("native", (), ())
+    assert report.loaded == len(source.state_dict())
+
+    with pytest.raises(CheckpointError, match="missing.pth"):
+        model.load_pretrained(tmp_path / "missing.pth")
+    unrelated = tmp_path / "unrelated.pth"
+    torch.save({"state_dict": {"fc.weight": torch.zeros(2, 2)}}, unrelated)
+    with pytest.raises(CheckpointError, match="unrelated.pth"):
+        model.load_pretrained(unrelated)
+    wrong = tmp_path / "wrong_width.pth"
+    torch.save({"model": microsoft_file_from(tiny(embed_dim=32, num_heads=(1, 2, 4, 8)))}, wrong)
+    with pytest.raises(CheckpointError, match="wrong_width.pth.*patch_embed"):
+        model.load_pretrained(wrong)
