@@ -1,0 +1,1 @@
+"""Datasets: the built-in synthetic benchmark and on-disk dataset formats."""
