@@ -1,0 +1,26 @@
+"""Retrieval: part-based distances, streaming top-k and re-identification metrics."""
+
+from __future__ import annotations
+
+from kpr.retrieval.distance import body_part_distance, l2_normalize, part_distance, topk_gallery
+from kpr.retrieval.metrics import (
+    DecileResult,
+    RankResult,
+    SSMDResult,
+    evaluate_rank,
+    results_by_decile,
+    ssmd,
+)
+
+__all__ = [
+    "DecileResult",
+    "RankResult",
+    "SSMDResult",
+    "body_part_distance",
+    "evaluate_rank",
+    "l2_normalize",
+    "part_distance",
+    "results_by_decile",
+    "ssmd",
+    "topk_gallery",
+]
