@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,9 +36,16 @@ class KPRCheckpoint:
 
 
 def save_kpr_checkpoint(
-    directory: str | Path, config: KPRConfig, state_dict: dict[str, torch.Tensor], metadata: dict[str, Any] | None = None
+    directory: str | Path,
+    config: KPRConfig,
+    state_dict: dict[str, torch.Tensor],
+    metadata: dict[str, Any] | None = None,
+    write_extra: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Write a checkpoint directory atomically (an existing one is replaced only once complete)."""
+    """Write a checkpoint directory atomically (an existing one is replaced only once complete).
+
+    ``write_extra(tmp_dir)`` may add files (e.g. training state) before the directory is renamed.
+    """
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     document = {"format": FORMAT, "model": to_dict(config), "metadata": metadata or {}}
@@ -47,6 +55,8 @@ def save_kpr_checkpoint(
     try:
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT, "config": text})
         (tmp / CONFIG_FILE).write_text(text + "\n", encoding="utf-8")
+        if write_extra is not None:
+            write_extra(tmp)
         if directory.exists():
             old = directory.with_name(f".{directory.name}.old")
             shutil.rmtree(old, ignore_errors=True)
