@@ -25,3 +25,11 @@ class CheckpointError(KPRError):
 
 class ConfigError(KPRError):
     """A configuration has an unknown key, a wrong type or an inconsistent value."""
+
+
+class DatasetError(KPRError):
+    """A dataset tree is missing or incomplete, or one of its files does not fit the layout."""
+
+
+class BadSampleWarning(UserWarning):
+    """Bad samples were skipped while building a dataset (``on_bad_sample="skip"``)."""
