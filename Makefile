@@ -19,7 +19,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
-	$(VENV)/bin/kpr demo
+	$(PY) -m kpr demo
 
 bench: $(STAMP)
 	$(PY) benchmarks/inference.py

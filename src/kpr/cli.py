@@ -163,6 +163,59 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from kpr.engine.config import load_train_config
+    from kpr.engine.trainer import Trainer, results_table
+    from kpr.recipes import resolve_recipe
+
+    config = load_train_config(resolve_recipe(args.config), args.overrides)
+    result = Trainer(config, device=args.device).fit(resume=args.resume)
+    if result.evaluations:
+        print(results_table(result.evaluations[max(result.evaluations)]))
+    print(f"checkpoints in {result.last_checkpoint.parent}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from kpr.checkpoint import load_model
+    from kpr.data.datasets import build_dataset
+    from kpr.engine.config import load_train_config
+    from kpr.engine.evaluate import evaluate
+    from kpr.engine.trainer import data_config_for, results_table
+    from kpr.io_utils import write_text_atomic
+    from kpr.recipes import resolve_recipe
+    from kpr.predictor import resolve_device
+
+    config = load_train_config(resolve_recipe(args.config) if args.config else None, args.overrides)
+    ds = config.dataset
+    dataset = build_dataset(ds.eval_name or ds.name, root=Path(ds.eval_root or ds.root).expanduser(), **(ds.eval_options or ds.options))
+    model = load_model(args.checkpoint, device=resolve_device(args.device))
+    data_config = data_config_for(config, model)
+    modes = ["keypoints", "empty"] if args.prompts == "both" else [args.prompts]
+    out = Path(args.out)
+    summaries = {}
+    for mode in modes:
+        result = evaluate(model, dataset, data_config, prompt_mode=mode, batch_size=config.eval.batch_size,
+                          max_rank=config.eval.max_rank, protocol=config.eval.protocol, progress=True,
+                          use_cameras=model.camera_embedding is not None, visualize=config.eval.visualize,
+                          topk_visualize=config.eval.topk_visualize, vis_dir=out / "rankings" / mode)
+        summaries[mode] = result.summary()
+    print(results_table(summaries))
+    write_text_atomic(out / "results.json", json.dumps({"checkpoint": str(args.checkpoint), "dataset": dataset.name,
+                                                        "results": summaries}, indent=2))
+    print(f"results -> {out / 'results.json'}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from kpr.engine.demo import run_demo
+
+    run_demo(args.out, seed=args.seed, overrides=tuple(args.overrides))
+    return 0
+
+
 def _add_inference_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="official .pth.tar or kpr checkpoint directory")
     parser.add_argument("--keypoints", help="directory of keypoint JSON files (official format, same stem as the image)")
@@ -200,6 +253,28 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="describe a checkpoint")
     info.add_argument("checkpoint")
     info.set_defaults(func=cmd_info)
+
+    train = sub.add_parser("train", help="train from a recipe: kpr train --config RECIPE [key=value ...]")
+    train.add_argument("--config", required=True, help="YAML file or shipped recipe name (e.g. synthetic_kpr, official/solider_market)")
+    train.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. optim.epochs=10")
+    train.add_argument("--resume", action="store_true", help="continue the run in output_dir from its last checkpoint")
+    train.add_argument("--device", default=None)
+    train.set_defaults(func=cmd_train)
+
+    evaluate = sub.add_parser("eval", help="evaluate a kpr or official checkpoint on a dataset")
+    evaluate.add_argument("--checkpoint", required=True)
+    evaluate.add_argument("--config", help="recipe naming the dataset (YAML or shipped name)")
+    evaluate.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. dataset.root=/data")
+    evaluate.add_argument("--prompts", choices=("keypoints", "empty", "both"), default="both")
+    evaluate.add_argument("--out", default="runs/eval")
+    evaluate.add_argument("--device", default=None)
+    evaluate.set_defaults(func=cmd_eval)
+
+    demo = sub.add_parser("demo", help="train and evaluate KPR vs no prompt on the synthetic benchmark (CPU)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--out", default="runs/demo")
+    demo.add_argument("overrides", nargs="*", help="recipe overrides applied to both trainings, e.g. optim.epochs=2")
+    demo.set_defaults(func=cmd_demo)
 
     from kpr.cli_synth import add_synth_parser, run_synth
 

@@ -1,0 +1,337 @@
+"""Torch datasets turning :class:`~kpr.data.samples.ReIDSample` records into model batches.
+
+Training: read image, keypoints and part labels → augment (with BIPO occluders taken from the
+other identities of the batch, see :class:`~kpr.data.sampler.IdentitySampler`) → prompt heatmaps
+from the augmented keypoints at the final resolution → soft part targets at the feature size.
+
+Evaluation: read image and keypoints → resize + normalise → prompt (or the empty prompt).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from kpr.data.bipo import OccluderBank
+from kpr.data.parsing import (
+    LabelSource,
+    feature_size,
+    part_scores,
+    read_sample_keypoints,
+    target_masks,
+)
+from kpr.data.sampler import SampleRef
+from kpr.data.samples import ReIDSample
+from kpr.data.transforms import (
+    AugmentationConfig,
+    build_test_transform,
+    build_train_transform,
+)
+from kpr.errors import ConfigError, KPRError
+from kpr.imaging import read_rgb
+from kpr.keypoints import build_prompt, empty_prompt, prompt_grouping, target_grouping
+
+log = logging.getLogger(__name__)
+
+OnError = Literal["raise", "skip"]
+PromptMode = Literal["keypoints", "empty"]
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What the data pipeline produces for a model.
+
+    Attributes
+    ----------
+    augmentation : AugmentationConfig
+        Image size, normalisation and training augmentations.
+    prompt_grouping : str
+        Prompt part grouping (``"cck8"`` or ``"cck6"``).
+    target_grouping : str
+        Body-part target grouping (``"eight"`` or ``"five_v"``).
+    feature_stride : int
+        Input size / feature-map size (4 for KPR).
+    label_source : {"auto", "parsing", "keypoints"}
+        Where part labels come from (see :func:`kpr.data.parsing.part_scores`).
+    on_error : {"raise", "skip"}
+        Training only: a sample whose files are missing or malformed raises, or is dropped from
+        its batch and counted in ``TrainBatch.skipped``.
+    """
+
+    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    prompt_grouping: str = "cck8"
+    target_grouping: str = "eight"
+    feature_stride: int = 4
+    label_source: LabelSource = "auto"
+    on_error: OnError = "raise"
+
+    def __post_init__(self) -> None:
+        prompt_grouping(self.prompt_grouping)
+        target_grouping(self.target_grouping)
+        if self.feature_stride < 1:
+            raise ConfigError(f"DataConfig.feature_stride must be >= 1, got {self.feature_stride}")
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.augmentation.image_size
+
+    @property
+    def feature_hw(self) -> tuple[int, int]:
+        return feature_size(self.image_size, self.feature_stride)
+
+
+@dataclass(frozen=True, eq=False)
+class TrainItem:
+    """One training sample (tensors without the batch dimension, see :class:`TrainBatch`)."""
+
+    image: torch.Tensor
+    prompt: torch.Tensor
+    target_masks: torch.Tensor
+    pid: int
+    camid: int
+    path: str
+
+
+@dataclass(frozen=True, eq=False)
+class TrainBatch:
+    """A collated training batch.
+
+    Attributes
+    ----------
+    images : Tensor, shape [N, 3, H, W], float32
+        Normalised.
+    prompts : Tensor, shape [N, Kp+2, H, W], float32
+        [background, negative keypoints, prompt parts…].
+    target_masks : Tensor, shape [N, K+1, Hf, Wf], float32
+        Soft part targets, background first.
+    pids, camids : Tensor, shape [N], int64
+    paths : tuple of str
+    skipped : int
+        Samples of the batch dropped because their files were bad (``on_error="skip"``).
+    """
+
+    images: torch.Tensor
+    prompts: torch.Tensor
+    target_masks: torch.Tensor
+    pids: torch.Tensor
+    camids: torch.Tensor
+    paths: tuple[str, ...]
+    skipped: int = 0
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> TrainBatch:
+        return TrainBatch(
+            *(t.to(device, non_blocking=non_blocking) for t in self._tensors()),
+            paths=self.paths,
+            skipped=self.skipped,
+        )
+
+    def pin_memory(self) -> TrainBatch:
+        pinned = (t.pin_memory() for t in self._tensors())
+        return TrainBatch(*pinned, paths=self.paths, skipped=self.skipped)
+
+    def _tensors(self) -> tuple[torch.Tensor, ...]:
+        return self.images, self.prompts, self.target_masks, self.pids, self.camids
+
+
+@dataclass(frozen=True, eq=False)
+class EvalItem:
+    image: torch.Tensor
+    prompt: torch.Tensor
+    pid: int
+    camid: int
+    path: str
+
+
+@dataclass(frozen=True, eq=False)
+class EvalBatch:
+    """A collated evaluation batch: images [N, 3, H, W], prompts [N, Kp+2, H, W], pids and
+    camids [N] (int64), paths."""
+
+    images: torch.Tensor
+    prompts: torch.Tensor
+    pids: torch.Tensor
+    camids: torch.Tensor
+    paths: tuple[str, ...]
+
+
+def _prompt_tensor(prompt: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(prompt.astype(np.float32))
+
+
+class TrainDataset(Dataset[TrainItem | None]):
+    """Training samples → augmented images, prompts and part targets.
+
+    Parameters
+    ----------
+    samples : sequence of ReIDSample
+        The training split.
+    config : DataConfig
+    occluders : OccluderBank, optional
+        BIPO occluders cut at ``config.image_size``; None disables BIPO.
+    parsing_classes : sequence of str, optional
+        Class names of ``label_map`` parsing files.
+    seed : int
+        Seed of the augmentations of plain integer indices (:class:`SampleRef` items carry their
+        own seed).
+
+    Items are fetched with a :class:`~kpr.data.sampler.SampleRef` (BIPO draws occluders from the
+    other pids of the batch) or a plain index (occluders from any other bank identity). A sample
+    whose files are bad gives None under ``on_error="skip"``; :func:`collate_train` drops and
+    counts it.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[ReIDSample],
+        config: DataConfig,
+        *,
+        occluders: OccluderBank | None = None,
+        parsing_classes: Sequence[str] | None = None,
+        seed: int = 0,
+    ) -> None:
+        if occluders is not None and occluders.frame_hw != config.image_size:
+            raise ConfigError(
+                f"occluder bank cut at {occluders.frame_hw}, but images are {config.image_size}"
+            )
+        self.samples = samples
+        self.config = config
+        self.occluders = occluders
+        self.parsing_classes = None if parsing_classes is None else tuple(parsing_classes)
+        self.seed = seed
+        self.skipped = 0
+        self._transform = build_train_transform(config.augmentation)
+        self._draws = 0
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, item: int | SampleRef) -> TrainItem | None:
+        if isinstance(item, SampleRef):
+            index, batch_pids = item.index, item.batch_pids
+            rng = np.random.default_rng(item.seed)
+        else:
+            self._draws += 1
+            index, batch_pids = int(item), frozenset()
+            rng = np.random.default_rng([self.seed, index, self._draws])
+        sample = self.samples[index]
+        try:
+            return self._load(sample, batch_pids, rng)
+        except KPRError as exc:
+            if self.config.on_error == "raise":
+                raise
+            self.skipped += 1
+            log.warning("skipping training sample %s: %s", sample.image, exc)
+            return None
+
+    def _load(
+        self, sample: ReIDSample, batch_pids: frozenset[int], rng: np.random.Generator
+    ) -> TrainItem:
+        cfg = self.config
+        image = read_rgb(sample.image)
+        skeletons = read_sample_keypoints(sample)
+        scores = part_scores(
+            sample,
+            cfg.target_grouping,
+            cfg.image_size,
+            parsing_classes=self.parsing_classes,
+            skeletons=skeletons,
+            image_hw=image.shape[:2],
+            source=cfg.label_source,
+        )
+        bank = self.occluders
+        picker = None if bank is None else (lambda r: bank.pick(sample.pid, batch_pids, r))
+        out = self._transform(image, scores, skeletons.target, skeletons.negatives, rng, picker)
+        prompt = build_prompt(out.target, out.negatives, cfg.prompt_grouping, cfg.image_size)
+        assert out.part_scores is not None
+        return TrainItem(
+            image=torch.from_numpy(out.image),
+            prompt=_prompt_tensor(prompt),
+            target_masks=target_masks(out.part_scores, cfg.feature_hw),
+            pid=sample.pid,
+            camid=sample.camid,
+            path=str(sample.image),
+        )
+
+
+def collate_train(items: Sequence[TrainItem | None]) -> TrainBatch:
+    """Stack training items into a :class:`TrainBatch`, dropping (and counting) skipped ones."""
+    kept = [it for it in items if it is not None]
+    if not kept:
+        raise KPRError(f"every sample of a batch of {len(items)} was skipped (bad files)")
+    return TrainBatch(
+        images=torch.stack([it.image for it in kept]),
+        prompts=torch.stack([it.prompt for it in kept]),
+        target_masks=torch.stack([it.target_masks for it in kept]),
+        pids=torch.tensor([it.pid for it in kept], dtype=torch.int64),
+        camids=torch.tensor([it.camid for it in kept], dtype=torch.int64),
+        paths=tuple(it.path for it in kept),
+        skipped=len(items) - len(kept),
+    )
+
+
+class EvalDataset(Dataset[EvalItem]):
+    """Query or gallery samples → resized, normalised images and prompts.
+
+    Parameters
+    ----------
+    samples : sequence of ReIDSample
+    config : DataConfig
+        Only the image size, normalisation and prompt grouping are used.
+    prompt_mode : {"keypoints", "empty"}
+        ``"empty"`` gives every image the empty prompt (background 1), e.g. to evaluate a model
+        without prompts.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[ReIDSample],
+        config: DataConfig,
+        prompt_mode: PromptMode = "keypoints",
+    ) -> None:
+        if prompt_mode not in ("keypoints", "empty"):
+            raise ConfigError(f"prompt_mode must be 'keypoints' or 'empty', got {prompt_mode!r}")
+        self.samples = samples
+        self.config = config
+        self.prompt_mode = prompt_mode
+        self._transform = build_test_transform(config.augmentation)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> EvalItem:
+        cfg = self.config
+        sample = self.samples[index]
+        image = read_rgb(sample.image)
+        if self.prompt_mode == "empty":
+            resized = self._transform(image, None, np.zeros((17, 3)), np.zeros((0, 17, 3)))
+            prompt = empty_prompt(cfg.prompt_grouping, cfg.image_size)
+        else:
+            skeletons = read_sample_keypoints(sample)
+            resized = self._transform(image, None, skeletons.target, skeletons.negatives)
+            prompt = build_prompt(
+                resized.target, resized.negatives, cfg.prompt_grouping, cfg.image_size
+            )
+        return EvalItem(
+            image=torch.from_numpy(resized.image),
+            prompt=_prompt_tensor(prompt),
+            pid=sample.pid,
+            camid=sample.camid,
+            path=str(sample.image),
+        )
+
+
+def collate_eval(items: Sequence[EvalItem]) -> EvalBatch:
+    """Stack evaluation items into an :class:`EvalBatch`."""
+    return EvalBatch(
+        images=torch.stack([it.image for it in items]),
+        prompts=torch.stack([it.prompt for it in items]),
+        pids=torch.tensor([it.pid for it in items], dtype=torch.int64),
+        camids=torch.tensor([it.camid for it in items], dtype=torch.int64),
+        paths=tuple(it.path for it in items),
+    )

@@ -1,0 +1,352 @@
+"""The training loop: P×K batches with BIPO and prompts, GiLt + part-prediction losses, SGD with the
+official schedule, AMP, fixbase, gradient accumulation, DDP, TensorBoard, periodic evaluation and
+resumable atomic checkpoints (``last`` every epoch, ``best`` on the best evaluated Rank-1)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from kpr.checkpoint.kpr_format import load_weights, read_kpr_checkpoint, save_kpr_checkpoint
+from kpr.configuration import to_dict
+from kpr.data.bipo import OccluderBank
+from kpr.data.datasets import build_dataset
+from kpr.data.samples import ReIDDataset
+from kpr.data.sampler import IdentitySampler
+from kpr.data.train_dataset import DataConfig, TrainBatch, TrainDataset, collate_train
+from kpr.engine.config import TrainConfig
+from kpr.engine.distributed import DistInfo, barrier, init_distributed, mean_across_ranks
+from kpr.engine.evaluate import EvalResult, evaluate
+from kpr.engine.schedule import set_epoch_lr, warmup_cosine_lr
+from kpr.engine.training_state import read_training_state, rng_state, set_rng_state, write_training_state
+from kpr.errors import ConfigError, KPRError
+from kpr.io_utils import write_text_atomic
+from kpr.losses.gilt import GiLtLoss, LossWeights
+from kpr.modeling.build import model_config
+from kpr.modeling.kpr import KPR
+from kpr.predictor import resolve_device
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDivergedError(KPRError):
+    """The loss became NaN/inf; the last good state was saved."""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    output_dir: Path
+    epochs_run: int
+    last_checkpoint: Path
+    best_checkpoint: Path | None
+    evaluations: dict[int, dict[str, Any]]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def eval_dataset_of(config: TrainConfig, train_dataset: ReIDDataset) -> ReIDDataset:
+    ds = config.dataset
+    if ds.eval_name is None and ds.eval_root is None:
+        return train_dataset
+    return build_dataset(ds.eval_name or ds.name, root=Path(ds.eval_root or ds.root).expanduser(), **ds.eval_options)
+
+
+def data_config_for(config: TrainConfig, model: KPR) -> DataConfig:
+    mc = model.config
+    augmentation = dataclasses.replace(config.augmentation, image_size=mc.image_size, mean=mc.pixel_mean, std=mc.pixel_std)
+    return DataConfig(augmentation=augmentation, prompt_grouping=mc.prompt_grouping, target_grouping=mc.target_grouping,
+                      label_source=config.label_source, on_error=config.on_bad_sample)
+
+
+def freeze_unused_branches(model: KPR, weights: LossWeights) -> None:
+    """Freeze what no loss term reaches: the background branch and the per-part BNNecks always (as
+    officially, they never receive a gradient), and each branch whose loss weight is 0."""
+    head = model.head
+    unused = [head.reduce_background, head.neck_background, head.neck_parts]
+    if weights.id_global == 0:
+        unused += [head.reduce_global, head.neck_global]
+    if weights.id_foreground == 0:
+        unused += [head.reduce_foreground, head.neck_foreground]
+    if weights.id_concat == 0:
+        unused.append(head.neck_concat)
+    if weights.triplet_parts == 0 and weights.id_concat == 0:
+        unused.append(head.reduce_parts)
+    for module in unused:
+        module.requires_grad_(False)
+
+
+class Trainer:
+    """Train a KPR model from a :class:`TrainConfig` (single process or under ``torchrun``)."""
+
+    def __init__(self, config: TrainConfig, *, device: str | torch.device | None = None, progress: bool = True):
+        self.config = config
+        self.device = resolve_device(device)
+        self.dist: DistInfo = init_distributed(self.device)
+        if self.dist.enabled and self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+            torch.cuda.set_device(self.device)
+        self.progress = progress and self.dist.is_main
+        self.output_dir = Path(config.output_dir)
+        seed_everything(config.seed)
+
+        ds = config.dataset
+        self.dataset = build_dataset(ds.name, root=Path(ds.root).expanduser(), **ds.options)
+        self.eval_dataset = eval_dataset_of(config, self.dataset)
+        num_cameras = self.dataset.num_cameras if config.camera_embedding and self.dataset.num_cameras > 1 else 0
+        overrides = {"num_cameras": num_cameras, **config.model_overrides, "num_classes": self.dataset.num_train_pids}
+        self.model = KPR(model_config(config.model, **overrides)).to(self.device)
+        self.use_cameras = self.model.camera_embedding is not None
+        self.data_config = data_config_for(config, self.model)
+
+        aug = self.data_config.augmentation
+        bank = None
+        if aug.bipo_p > 0:
+            bank = OccluderBank.from_samples(self.dataset.train, aug.image_size, seed=config.seed, on_error=config.on_bad_sample)
+            if len(bank.pids) < 2:
+                raise ConfigError(f"{ds.name}: BIPO needs occluders of at least 2 identities, got {len(bank.pids)}")
+        self.train_set = TrainDataset(self.dataset.train, self.data_config, occluders=bank,
+                                      parsing_classes=self.dataset.parsing_classes, seed=config.seed)
+        sc = config.sampler
+        self.sampler = IdentitySampler([s.pid for s in self.dataset.train], sc.ids_per_batch, sc.instances_per_id,
+                                       seed=config.seed, rank=self.dist.rank, world_size=self.dist.world_size)
+        self.loader = DataLoader(self.train_set, batch_sampler=self.sampler, collate_fn=collate_train,
+                                 num_workers=sc.workers, persistent_workers=sc.workers > 0,
+                                 pin_memory=self.device.type == "cuda")
+        freeze_unused_branches(self.model, config.loss)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.SGD(params, lr=config.optim.min_lr, momentum=config.optim.momentum,
+                                         weight_decay=config.optim.weight_decay)
+        self.loss = GiLtLoss(config.loss)
+        self.amp_dtype = self._amp_dtype()
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self._ddp_frozen: bool | None = None
+        self.ddp_model: torch.nn.Module = self.model
+        self.start_epoch = 0
+        self.best_rank1 = -1.0
+        self.evaluations: dict[int, dict[str, Any]] = {}
+        self.global_step = 0
+        self._epoch = 0
+
+    def _amp_dtype(self) -> torch.dtype | None:
+        amp = self.config.optim.amp
+        if amp == "auto":
+            return torch.float16 if self.device.type == "cuda" else None
+        return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+
+    # ------------------------------------------------------------------ checkpoints
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.output_dir / "checkpoints"
+
+    def _config_document(self) -> dict[str, Any]:
+        return to_dict(self.config)
+
+    def _training_state(self, epoch: int) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "global_step": self.global_step,
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "sampler": self.sampler.state_dict(consumed=len(self.sampler)),
+            "best_rank1": self.best_rank1,
+            "rng": rng_state(),
+        }
+
+    def save(self, name: str, epoch: int) -> Path:
+        """Atomically write ``checkpoints/<name>`` (weights, model config, training state)."""
+        state = self._training_state(epoch)
+        metadata = {"train_config": self._config_document(), "epoch": epoch, "evaluations": self.evaluations}
+        return save_kpr_checkpoint(self.checkpoint_dir / name, self.model.config, self.model.state_dict(), metadata,
+                                   write_extra=lambda tmp: write_training_state(tmp, state))
+
+    def resume(self) -> None:
+        """Continue from ``checkpoints/last``: same config required; weights, optimizer, sampler, RNG restored."""
+        directory = self.checkpoint_dir / "last"
+        ckpt = read_kpr_checkpoint(directory)
+        saved = ckpt.metadata.get("train_config")
+        current = self._config_document()
+        differing = sorted(k for k in set(saved or {}) | set(current)
+                           if k != "optim" and (saved or {}).get(k) != current.get(k))
+        if saved is None or differing or {k: v for k, v in saved["optim"].items() if k != "epochs"} != {
+                k: v for k, v in current["optim"].items() if k != "epochs"}:
+            raise ConfigError(f"{directory}: cannot resume, the run was made with a different config "
+                              f"(differs in {differing or ['optim']})")
+        load_weights(self.model, ckpt.state_dict, directory)
+        state = read_training_state(directory)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.sampler.load_state_dict(state["sampler"])
+        set_rng_state(state["rng"])
+        self.start_epoch = int(state["epoch"]) + 1
+        self.global_step = int(state["global_step"])
+        self.best_rank1 = float(state["best_rank1"])
+        self.evaluations = {int(k): v for k, v in ckpt.metadata.get("evaluations", {}).items()}
+        log.info("resumed from %s at epoch %d", directory, self.start_epoch)
+
+    # ------------------------------------------------------------------ loop
+    def _set_fixbase(self, epoch: int) -> None:
+        frozen = epoch < self.config.optim.fixbase_epochs
+        self.model.prompt_encoder.requires_grad_(not frozen)
+        self.model.prompt_encoder.train(not frozen)
+        if self.dist.enabled and frozen != self._ddp_frozen:
+            # DDP fixes its set of trainable parameters when wrapping: rewrap when fixbase changes it.
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp_model = DistributedDataParallel(self.model, device_ids=device_ids)
+            self._ddp_frozen = frozen
+
+    def _step(self, batch: TrainBatch, accumulate: int, do_step: bool) -> dict[str, float]:
+        batch = batch.to(self.device, non_blocking=True)
+        prompts = batch.prompts if self.config.train_prompts else None
+        cameras = batch.camids if self.use_cameras else None
+        autocast = (torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype is not None
+                    else contextlib.nullcontext())
+        with autocast:
+            out = self.ddp_model(batch.images, prompts, cameras)
+            loss = self.loss(out, batch.pids, batch.target_masks)
+        if not torch.isfinite(loss.total):
+            if self.dist.is_main:
+                self.save("last_good", self._epoch)
+            raise TrainingDivergedError(
+                f"loss is {loss.total.item()} at step {self.global_step}; batch images: {list(batch.paths)[:8]}… "
+                f"(the state before this epoch is in {self.checkpoint_dir / 'last_good'})")
+        self.scaler.scale(loss.total / accumulate).backward()
+        if do_step:
+            if self.config.optim.max_grad_norm:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.max_grad_norm)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.optimizer.zero_grad(set_to_none=True)
+        return {"loss": float(loss.total.detach()), **loss.components}
+
+    def train_epoch(self, epoch: int, writer: Any) -> dict[str, float]:
+        cfg = self.config.optim
+        self._epoch = epoch
+        lr = warmup_cosine_lr(epoch, cfg.lr, cfg.min_lr, cfg.warmup_epochs, cfg.epochs)
+        set_epoch_lr(self.optimizer, lr)
+        self._set_fixbase(epoch)
+        self.ddp_model.train()
+        if epoch < cfg.fixbase_epochs:
+            self.model.prompt_encoder.eval()
+        self.sampler.set_epoch(epoch)
+        batches = self.loader
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(self.loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False)
+        totals: dict[str, float] = {}
+        count, images, start = 0, 0, time.perf_counter()
+        num_batches = len(self.sampler)
+        for i, batch in enumerate(batches):
+            do_step = (i + 1) % cfg.grad_accumulation == 0 or i + 1 == num_batches
+            sync = contextlib.nullcontext() if do_step or not self.dist.enabled else self.ddp_model.no_sync()
+            with sync:
+                values = self._step(batch, cfg.grad_accumulation, do_step)
+            self.global_step += 1
+            count += 1
+            images += len(batch.paths)
+            for key, value in values.items():
+                totals[key] = totals.get(key, 0.0) + value
+            if writer is not None:
+                for key, value in values.items():
+                    writer.add_scalar(f"train/{key}", value, self.global_step)
+            if self.progress:
+                batches.set_postfix(loss=f"{values['loss']:.3f}", lr=f"{lr:.2e}",
+                                    img_s=f"{images / (time.perf_counter() - start):.0f}")
+        means = {k: mean_across_ranks(v / max(count, 1), self.dist) for k, v in totals.items()}
+        means.update(lr=lr, images_per_s=images / max(time.perf_counter() - start, 1e-9))
+        if writer is not None:
+            writer.add_scalar("train/lr", lr, epoch)
+        return means
+
+    def run_eval(self, epoch: int | None, modes: list[str], vis_dir: Path | None = None) -> dict[str, EvalResult]:
+        ec = self.config.eval
+        results = {}
+        for mode in modes:
+            results[mode] = evaluate(
+                self.model, self.eval_dataset, self.data_config, prompt_mode=mode, batch_size=ec.batch_size,
+                max_rank=ec.max_rank, protocol=ec.protocol, use_cameras=self.use_cameras, progress=self.progress,
+                visualize=ec.visualize if vis_dir is not None else 0, topk_visualize=ec.topk_visualize,
+                vis_dir=None if vis_dir is None else vis_dir / mode)
+        return results
+
+    def _eval_modes(self) -> list[str]:
+        mode = self.config.eval.prompts
+        return ["keypoints", "empty"] if mode == "both" else [mode]
+
+    def fit(self, resume: bool = False) -> TrainResult:
+        if resume:
+            self.resume()
+        elif self.dist.is_main and (self.checkpoint_dir / "last").exists():
+            raise ConfigError(f"{self.checkpoint_dir / 'last'} exists: pass resume or choose another output_dir")
+        writer = None
+        if self.dist.is_main:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(self.output_dir / "train_config.json", json.dumps(self._config_document(), indent=2))
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(str(self.output_dir / "tensorboard"))
+            print(self.dataset.stats_table())
+        cfg = self.config
+        try:
+            for epoch in range(self.start_epoch, cfg.optim.epochs):
+                stats = self.train_epoch(epoch, writer)
+                if self.dist.is_main:
+                    log.info("epoch %d/%d: %s", epoch + 1, cfg.optim.epochs,
+                             ", ".join(f"{k} {v:.4g}" for k, v in stats.items()))
+                last = epoch + 1 == cfg.optim.epochs
+                every = cfg.eval.every_epochs
+                if self.dist.is_main and (last or (every and (epoch + 1) % every == 0)):
+                    results = self.run_eval(epoch, self._eval_modes(), self.output_dir / "rankings" if last else None)
+                    self.evaluations[epoch] = {m: r.summary() for m, r in results.items()}
+                    rank1 = next(iter(results.values())).overall.cmc[0]
+                    if writer is not None:
+                        for mode, r in results.items():
+                            writer.add_scalar(f"eval/{mode}/rank1", float(r.overall.cmc[0]), epoch)
+                            writer.add_scalar(f"eval/{mode}/mAP", float(r.overall.mAP), epoch)
+                    self.save("last", epoch)
+                    if rank1 > self.best_rank1:
+                        self.best_rank1 = float(rank1)
+                        self.save("best", epoch)
+                elif self.dist.is_main:
+                    self.save("last", epoch)
+                barrier(self.dist)
+        finally:
+            if writer is not None:
+                writer.close()
+        if self.dist.is_main and self.evaluations:
+            write_text_atomic(self.output_dir / "results.json", json.dumps(
+                {"evaluations": {str(k): v for k, v in self.evaluations.items()}}, indent=2))
+        best = self.checkpoint_dir / "best"
+        return TrainResult(self.output_dir, cfg.optim.epochs - self.start_epoch, self.checkpoint_dir / "last",
+                           best if best.exists() else None, self.evaluations)
+
+
+def results_table(results: dict[str, dict[str, Any]]) -> str:
+    """Printable table of {variant: EvalResult.summary()} (Rank-1/mAP per query group)."""
+    groups = sorted({g for summary in results.values() for g in summary if g != "occlusion_deciles"},
+                    key=lambda g: (g != "all", g))
+    header = f"{'variant':24s}" + "".join(f"{g + ' R1':>18s}{g + ' mAP':>18s}" for g in groups)
+    lines = [header, "-" * len(header)]
+    for name, summary in results.items():
+        cells = "".join(f"{100 * summary[g]['rank1']:18.1f}{100 * summary[g]['mAP']:18.1f}" if g in summary
+                        else f"{'–':>18s}{'–':>18s}" for g in groups)
+        lines.append(f"{name:24s}{cells}")
+    return "\n".join(lines)
+

@@ -1,0 +1,42 @@
+import pytest
+
+from kpr.engine.config import load_train_config
+from kpr.errors import ConfigError
+from kpr.recipes import list_recipes, resolve_recipe
+
+
+def test_every_shipped_recipe_loads():
+    names = list_recipes()
+    assert len([n for n in names if n.startswith("official/")]) == 10
+    for name in names:
+        config = load_train_config(resolve_recipe(name))
+        assert config.optim.epochs >= 1
+
+
+def test_official_recipes_keep_the_official_hyper_parameters():
+    market = load_train_config(resolve_recipe("official/solider_market"))
+    assert (market.optim.lr, market.optim.fixbase_epochs, market.optim.epochs) == (0.0002, 20, 120)
+    assert (market.sampler.ids_per_batch, market.sampler.instances_per_id) == (16, 4)
+    assert market.optim.min_lr == 1.6e-5 and market.loss.part_prediction == 0.35
+    duke = load_train_config(resolve_recipe("official/solider_occ_duke"))
+    assert duke.optim.fixbase_epochs == 10
+    posetrack = load_train_config(resolve_recipe("official/imagenet_occ_posetrack"))
+    assert (posetrack.optim.lr, posetrack.augmentation.bipo_p, posetrack.camera_embedding) == (0.008, 0.2, False)
+    assert load_train_config(resolve_recipe("official/imagenet_market")).augmentation.bipo_p == 0.05
+
+
+def test_bad_configs_name_the_field(tmp_path):
+    with pytest.raises(ConfigError, match=r"optim: unknown key\(s\) \['lrr'\]"):
+        load_train_config(None, ["optim.lrr=1"])
+    with pytest.raises(ConfigError, match="optim.epochs: expected an integer"):
+        load_train_config(None, ["optim.epochs=ten"])
+    with pytest.raises(ConfigError, match="optim.amp"):
+        load_train_config(None, ["optim.amp=half"])
+    with pytest.raises(ConfigError, match="expected key=value"):
+        load_train_config(None, ["optim.epochs"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("optim: {lr: [1, 2}\n")
+    with pytest.raises(ConfigError, match="bad.yaml: invalid YAML"):
+        load_train_config(bad)
+    with pytest.raises(ConfigError, match="no such config file or shipped recipe"):
+        resolve_recipe("nope")
