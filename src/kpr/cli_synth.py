@@ -4,71 +4,30 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import typing
-from collections.abc import Sequence
 from pathlib import Path
 
+from kpr.configuration import apply_overrides, from_dict, to_dict
 from kpr.data.synthetic import SyntheticConfig, generate_synthetic_dataset
 from kpr.errors import ConfigError
 from kpr.viz.contact_sheet import contact_sheet
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def _config_field_types() -> dict[str, type]:
-    hints = typing.get_type_hints(SyntheticConfig)
-    return {f.name: hints[f.name] for f in dataclasses.fields(SyntheticConfig)}
-
-
-def _coerce(key: str, text: str, kind: type) -> object:
-    if kind is bool:
-        low = text.strip().lower()
-        if low in _TRUE | _FALSE:
-            return low in _TRUE
-        raise ConfigError(f"synth setting {key}={text!r}: expected a boolean (true/false)")
-    try:
-        return kind(text)
-    except ValueError:
-        raise ConfigError(f"synth setting {key}={text!r}: expected {kind.__name__}") from None
-
-
-def parse_overrides(items: Sequence[str]) -> dict[str, object]:
-    """Turn ``["key=value", ...]`` into typed ``SyntheticConfig`` fields.
-
-    Raises ConfigError on a malformed item, an unknown or repeated key, or a wrongly typed value.
-    """
-    types = _config_field_types()
-    out: dict[str, object] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip().replace("-", "_")
-        if not sep or not key:
-            raise ConfigError(f"synth setting {item!r}: expected KEY=VALUE")
-        if key not in types:
-            raise ConfigError(f"unknown synth setting {key!r}; known settings: {', '.join(types)}")
-        if key in out:
-            raise ConfigError(f"synth setting {key!r} given twice")
-        out[key] = _coerce(key, value, types[key])
-    return out
-
 
 def config_from_args(args: argparse.Namespace) -> SyntheticConfig:
-    """The ``SyntheticConfig`` for parsed ``kpr synth`` arguments (``--seed``/``--num-images`` are
-    shorthands for ``seed=``/``num_images=``)."""
-    values = parse_overrides(args.overrides)
-    for key, flag in (("seed", args.seed), ("num_images", args.num_images)):
-        if flag is None:
-            continue
-        if key in values:
+    """The ``SyntheticConfig`` for parsed ``kpr synth`` arguments: ``key=value`` overrides of its
+    fields, with ``--seed``/``--num-images`` as shorthands for ``seed=``/``num_images=``."""
+    given = {item.partition("=")[0] for item in args.overrides}
+    flags = [f"{key}={flag}" for key, flag in (("seed", args.seed), ("num_images", args.num_images)) if flag is not None]
+    for item in flags:
+        key = item.partition("=")[0]
+        if key in given:
             raise ConfigError(f"synth setting {key!r} given both as a flag and as {key}=...")
-        values[key] = flag
-    return SyntheticConfig(**values)  # type: ignore[arg-type]
+    data = apply_overrides(to_dict(SyntheticConfig()), [*args.overrides, *flags])
+    return from_dict(SyntheticConfig, data, where="synth")
 
 
 def add_synth_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``synth`` on an argparse subcommand group; ``args.func`` is set to ``run_synth``."""
-    names = ", ".join(_config_field_types())
+    names = ", ".join(f.name for f in dataclasses.fields(SyntheticConfig))
     parser = subparsers.add_parser(
         "synth",
         help="write the synthetic multi-person-occlusion dataset",

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kpr.cli_synth import add_synth_parser, config_from_args, parse_overrides
+from kpr.cli_synth import add_synth_parser, config_from_args
 from kpr.data.synthetic import (
     ANNOTATION_COLUMNS,
     OWNER_OBJECT,
@@ -267,18 +267,19 @@ def test_inconsistent_configs_are_rejected(bad: dict[str, object]) -> None:
         dataclasses.replace(SMALL, **bad)
 
 
-def test_overrides_are_typed_and_checked() -> None:
-    assert parse_overrides(["team_size=5", "p_object=0.1", "write_parsing=false"]) == {
-        "team_size": 5,
-        "p_object": 0.1,
-        "write_parsing": False,
-    }
-    with pytest.raises(ConfigError, match="unknown synth setting 'colour'"):
-        parse_overrides(["colour=red"])
-    with pytest.raises(ConfigError, match="expected int"):
-        parse_overrides(["team_size=big"])
-    with pytest.raises(ConfigError, match="KEY=VALUE"):
-        parse_overrides(["team_size"])
+def test_overrides_are_typed_and_checked(tmp_path: Path) -> None:
+    def config(*overrides: str) -> SyntheticConfig:
+        return config_from_args(_synth_args(["--out", str(tmp_path), *overrides]))
+
+    assert config("team_size=5", "p_object=0.1", "write_parsing=false") == SyntheticConfig(
+        team_size=5, p_object=0.1, write_parsing=False
+    )
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['colour'\]"):
+        config("colour=red")
+    with pytest.raises(ConfigError, match="team_size: expected an integer"):
+        config("team_size=big")
+    with pytest.raises(ConfigError, match="expected key=value"):
+        config("team_size")
 
 
 def _synth_args(argv: list[str]) -> argparse.Namespace:

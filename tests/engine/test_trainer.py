@@ -34,6 +34,14 @@ def test_train_evaluate_checkpoint(tiny_synthetic, tmp_path):
     with pytest.raises(ConfigError, match="exists"):
         Trainer(config, device="cpu", progress=False).fit()
 
+    from kpr.cli import main
+
+    out = tmp_path / "eval"
+    assert main(["eval", "--checkpoint", str(result.last_checkpoint), "--prompts", "keypoints", "--out", str(out),
+                 f"dataset.root={tiny_synthetic}", "dataset.options={verbose: false}", "eval.visualize=0"]) == 0
+    evaluated = json.loads((out / "results.json").read_text())["results"]["keypoints"]
+    assert evaluated["all"]["rank1"] == pytest.approx(final["keypoints"]["all"]["rank1"])
+
 
 def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_synthetic, tmp_path):
     straight = Trainer(load_train_config(None, tiny_overrides(tiny_synthetic, tmp_path / "a", epochs=2)), device="cpu", progress=False)

@@ -29,6 +29,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from kpr.data.samples import ReIDSample
 from kpr.errors import ConfigError, KPRError
+from kpr.keypoints.groupings import BODY_REGIONS
 from kpr.keypoints import (
     COCO17_NAMES,
     NUM_KEYPOINTS,
@@ -51,22 +52,6 @@ BACKGROUND_THRESHOLD = 0.5
 SOFTMAX_WEIGHT = 15.0
 """Temperature of the softmax that turns [background, parts] into soft targets."""
 
-BODY_REGIONS: tuple[str, ...] = (
-    "background",
-    "head",
-    "torso",
-    "left_upper_arm",
-    "left_lower_arm",
-    "right_upper_arm",
-    "right_lower_arm",
-    "left_upper_leg",
-    "left_lower_leg",
-    "right_upper_leg",
-    "right_lower_leg",
-    "left_foot",
-    "right_foot",
-)
-"""Fine body regions drawn by :func:`keypoint_regions` (the synthetic dataset's label classes)."""
 
 LABEL_MAP_PARTS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     "eight": {

@@ -15,24 +15,11 @@ import cv2
 import numpy as np
 
 from kpr.keypoints import COCO17_NAMES
+from kpr.keypoints.groupings import BODY_REGIONS
 
 RGB = tuple[int, int, int]
 
-PARSING_CLASSES: tuple[str, ...] = (
-    "background",
-    "head",
-    "torso",
-    "left_upper_arm",
-    "left_lower_arm",
-    "right_upper_arm",
-    "right_lower_arm",
-    "left_upper_leg",
-    "left_lower_leg",
-    "right_upper_leg",
-    "right_lower_leg",
-    "left_foot",
-    "right_foot",
-)
+PARSING_CLASSES: tuple[str, ...] = BODY_REGIONS
 LABEL: dict[str, int] = {name: i for i, name in enumerate(PARSING_CLASSES)}
 
 VIEWS: tuple[str, ...] = ("front", "back", "left", "right")

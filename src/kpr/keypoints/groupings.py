@@ -74,6 +74,24 @@ _SHOULDERS_HIPS = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")
 _ARMS = ("left_elbow", "right_elbow", "left_wrist", "right_wrist")
 _LEGS = ("left_knee", "right_knee", "left_ankle", "right_ankle")
 
+BODY_REGIONS: tuple[str, ...] = (
+    "background",
+    "head",
+    "torso",
+    "left_upper_arm",
+    "left_lower_arm",
+    "right_upper_arm",
+    "right_lower_arm",
+    "left_upper_leg",
+    "left_lower_leg",
+    "right_upper_leg",
+    "right_lower_leg",
+    "left_foot",
+    "right_foot",
+)
+"""Fine body regions of label maps: the synthetic dataset's parsing classes and the regions kpr draws
+from keypoints when no parsing labels exist."""
+
 PROMPT_GROUPINGS: Mapping[str, Grouping] = {
     g.name: g
     for g in (

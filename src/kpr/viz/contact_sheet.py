@@ -15,26 +15,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from kpr.errors import ImageReadError
 from kpr.io_utils import write_bytes_atomic
 from kpr.keypoints import read_keypoints_file
+from kpr.imaging import read_rgb
 from kpr.viz.drawing import draw_prompt
 
 _OCCLUSION_TAGS = {"none": "", "object": "obj", "multi_person": "multi"}
 _CAPTION_H = 14
 
 
-def _read_rgb(path: Path) -> np.ndarray:
-    bgr = cv2.imread(os.fspath(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ImageReadError(f"{path}: cannot read image")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
 def _tile(root: Path, row: dict[str, str], tile_hw: tuple[int, int]) -> np.ndarray:
     """One captioned tile [tile_h + caption, tile_w, 3] uint8 RGB; the crop keeps its aspect."""
     kp_path = (root / "keypoints" / Path(row["image"]).relative_to("images")).with_suffix(".json")
-    image = _read_rgb(root / row["image"])
+    image = read_rgb(root / row["image"])
     scale = min(tile_hw[0] / image.shape[0], tile_hw[1] / image.shape[1])
     size = (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale)))
     big = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)

@@ -1,0 +1,23 @@
+import json
+
+from kpr.engine import demo
+
+
+def test_demo_writes_results_in_the_documented_schema(tmp_path, monkeypatch):
+    monkeypatch.setattr(demo, "DEMO_DATA", dict(num_images=96, num_train_ids=6, num_test_ids=4, team_size=2))
+    tiny = [
+        "model_overrides={backbone: {name: solider_swin, embed_dim: 16, depths: [1, 1, 1, 1], num_heads: [1, 1, 2, 2]}, embedding_dim: 32}",
+        "sampler={ids_per_batch: 3, instances_per_id: 2, workers: 0}", "optim.epochs=1", "eval.visualize=1",
+    ]
+    results = demo.run_demo(tmp_path, seed=5, progress=False, overrides=tuple(tiny))
+    assert json.loads((tmp_path / "results.json").read_text()) == results
+    assert results["seed"] == 5 and results["wall_time_s"] > 0
+    assert set(results["variants"]) == {"kpr", "kpr_empty_prompt", "baseline"}
+    for variant in results["variants"].values():
+        for group in ("all", "multi_person"):
+            assert 0.0 <= variant[group]["rank1"] <= 1.0 and 0.0 <= variant[group]["mAP"] <= 1.0
+    assert list((tmp_path / "kpr" / "rankings" / "keypoints").glob("*.png"))
+    # A second run reuses the generated dataset (same seed and size).
+    stamp = (tmp_path / "data" / "dataset.json").stat().st_mtime_ns
+    demo.run_demo(tmp_path, seed=5, progress=False, overrides=tuple(tiny))
+    assert (tmp_path / "data" / "dataset.json").stat().st_mtime_ns == stamp
