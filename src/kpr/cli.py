@@ -200,7 +200,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         result = evaluate(model, dataset, data_config, prompt_mode=mode, batch_size=config.eval.batch_size,
                           max_rank=config.eval.max_rank, protocol=config.eval.protocol, progress=True,
                           use_cameras=model.camera_embedding is not None, visualize=config.eval.visualize,
-                          topk_visualize=config.eval.topk_visualize, vis_dir=out / "rankings" / mode)
+                          topk_visualize=config.eval.topk_visualize, vis_dir=out / "rankings" / mode,
+                          rerank=config.eval.rerank)
         summaries[mode] = result.summary()
     print(results_table(summaries))
     write_text_atomic(out / "results.json", json.dumps({"checkpoint": str(args.checkpoint), "dataset": dataset.name,

@@ -58,7 +58,8 @@ class OptimConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     """``every_epochs`` 0 = only after the last epoch. ``prompts``: evaluate with the keypoint prompts,
-    the empty prompt, or both. ``protocol`` None = the dataset's own."""
+    the empty prompt, or both. ``protocol`` None = the dataset's own. ``rerank``: k-reciprocal
+    re-ranking of the distances (k1=20, k2=6, lambda=0.3; off in the official evaluator)."""
 
     every_epochs: int = 0
     batch_size: int = 128
@@ -67,6 +68,7 @@ class EvalConfig:
     protocol: Literal["market", "no_filter"] | None = None
     visualize: int = 10
     topk_visualize: int = 10
+    rerank: bool = False
 
 
 @dataclass(frozen=True)

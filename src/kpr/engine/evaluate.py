@@ -22,6 +22,7 @@ from kpr.keypoints.groupings import target_grouping
 from kpr.modeling.kpr import KPR
 from kpr.retrieval.distance import body_part_distance, l2_normalize, part_distance
 from kpr.retrieval.metrics import RankResult, evaluate_rank, results_by_decile
+from kpr.retrieval.rerank import k_reciprocal_rerank
 
 log = logging.getLogger(__name__)
 PromptMode = Literal["keypoints", "empty"]
@@ -115,14 +116,20 @@ def evaluate(
     visualize: int = 0,
     topk_visualize: int = 10,
     vis_dir: str | Path | None = None,
+    rerank: bool = False,
 ) -> EvalResult:
-    """Rank-k / mAP / mINP of ``model`` on ``dataset``'s query and gallery splits."""
+    """Rank-k / mAP / mINP of ``model`` on ``dataset``'s query and gallery splits. ``rerank``
+    scores k-reciprocal re-ranked distances (``kpr.retrieval.rerank``) instead."""
     if not dataset.query or not dataset.gallery:
         raise KPRError(f"{dataset.name}: evaluation needs non-empty query and gallery splits")
     kwargs = dict(prompt_mode=prompt_mode, batch_size=batch_size, workers=workers, use_cameras=use_cameras, progress=progress)
     q = extract_features(model, dataset.query, data_config, **kwargs)
     g = extract_features(model, dataset.gallery, data_config, **kwargs)
     distmat = part_distance(q.embeddings, g.embeddings, q.visibility, g.visibility).numpy()
+    if rerank:
+        q_q = part_distance(q.embeddings, q.embeddings, q.visibility, q.visibility).numpy()
+        g_g = part_distance(g.embeddings, g.embeddings, g.visibility, g.visibility).numpy()
+        distmat = k_reciprocal_rerank(distmat, q_q, g_g)
     protocol = protocol or dataset.eval_protocol
     overall = evaluate_rank(distmat, q.pids, g.pids, q.camids, g.camids, max_rank=max_rank, protocol=protocol)
     if overall.num_queries_without_match:

@@ -11,6 +11,7 @@ from kpr.retrieval.metrics import (
     results_by_decile,
     ssmd,
 )
+from kpr.retrieval.rerank import k_reciprocal_rerank
 
 __all__ = [
     "DecileResult",
@@ -18,6 +19,7 @@ __all__ = [
     "SSMDResult",
     "body_part_distance",
     "evaluate_rank",
+    "k_reciprocal_rerank",
     "l2_normalize",
     "part_distance",
     "results_by_decile",
