@@ -41,6 +41,11 @@ def test_train_evaluate_checkpoint(tiny_synthetic, tmp_path):
                  f"dataset.root={tiny_synthetic}", "dataset.options={verbose: false}", "eval.visualize=0"]) == 0
     evaluated = json.loads((out / "results.json").read_text())["results"]["keypoints"]
     assert evaluated["all"]["rank1"] == pytest.approx(final["keypoints"]["all"]["rank1"])
+    assert main(["eval", "--checkpoint", str(result.last_checkpoint), "--prompts", "keypoints", "--out", str(out),
+                 f"dataset.root={tiny_synthetic}", "dataset.options={verbose: false}", "eval.visualize=0",
+                 "eval.rerank=true"]) == 0
+    reranked = json.loads((out / "results.json").read_text())["results"]["keypoints"]
+    assert 0.0 < reranked["all"]["mAP"] <= 1.0
 
 
 def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_synthetic, tmp_path):

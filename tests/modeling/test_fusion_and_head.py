@@ -1,6 +1,9 @@
+import pytest
 import torch
 import torch.nn.functional as F
 
+from kpr.errors import ConfigError
+from kpr.modeling.build import create_model, model_config
 from kpr.modeling.fusion import MultiStageFusion
 from kpr.modeling.part_head import PartHead, masked_average, part_visibility, weighted_pool
 
@@ -49,3 +52,21 @@ def test_fast_path_equals_full_path():
     assert full["id_logits"].parts.shape == (2, 3, 5)
     # Foreground visibility includes the background class: always true in binary mode.
     assert full["visibility"][:, 0].all()
+
+
+def test_last_stage_only_fusion_keeps_the_stage0_resolution():
+    torch.manual_seed(0)
+    model = create_model("kpr_tiny_128x64", fusion_stages=(3,)).eval()
+    assert model.fusion.stage_dims == (model.backbone.stage_dims[3],)
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 128, 64))
+    assert out.part_masks.shape == (2, model.config.num_parts + 1, 32, 16)
+    assert out.embeddings.shape == (2, model.config.num_parts + 1, model.config.embedding_dim)
+
+
+def test_invalid_fusion_stages_are_config_errors():
+    for stages in ((), (2, 1), (1, 1), (-1,)):
+        with pytest.raises(ConfigError, match="fusion_stages"):
+            model_config("kpr_tiny_128x64", fusion_stages=stages)
+    with pytest.raises(ConfigError, match="4 stages"):
+        create_model("kpr_tiny_128x64", fusion_stages=(0, 4))

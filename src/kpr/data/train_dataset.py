@@ -10,6 +10,7 @@ Evaluation: read image and keypoints → resize + normalise → prompt (or the e
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -35,7 +36,7 @@ from kpr.data.transforms import (
 )
 from kpr.errors import ConfigError, KPRError
 from kpr.imaging import read_rgb
-from kpr.keypoints import build_prompt, empty_prompt, prompt_grouping, target_grouping
+from kpr.keypoints import VISIBILITY_THRESHOLD, build_prompt, prompt_grouping, target_grouping
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,15 @@ class DataConfig:
     on_error : {"raise", "skip"}
         Training only: a sample whose files are missing or malformed raises, or is dropped from
         its batch and counted in ``TrainBatch.skipped``.
+    prompt_negatives : bool
+        False: prompts ignore the other people's keypoints and have no negative channel
+        ([background, parts…], Kp+1 channels), for models with ``KPRConfig.prompt_negatives``
+        False.
+    eval_drop_keypoints : float
+        Evaluation only: fraction of each image's target keypoints removed at random before its
+        prompt is built (see :func:`drop_keypoints`), to measure robustness to missing keypoints.
+    eval_drop_seed : int
+        Seed of that removal; each image's draw depends only on this seed and its path.
     """
 
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
@@ -70,12 +80,19 @@ class DataConfig:
     feature_stride: int = 4
     label_source: LabelSource = "auto"
     on_error: OnError = "raise"
+    prompt_negatives: bool = True
+    eval_drop_keypoints: float = 0.0
+    eval_drop_seed: int = 0
 
     def __post_init__(self) -> None:
         prompt_grouping(self.prompt_grouping)
         target_grouping(self.target_grouping)
         if self.feature_stride < 1:
             raise ConfigError(f"DataConfig.feature_stride must be >= 1, got {self.feature_stride}")
+        if not 0.0 <= self.eval_drop_keypoints <= 1.0:
+            raise ConfigError(
+                f"DataConfig.eval_drop_keypoints must be in [0, 1], got {self.eval_drop_keypoints}"
+            )
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -107,7 +124,8 @@ class TrainBatch:
     images : Tensor, shape [N, 3, H, W], float32
         Normalised.
     prompts : Tensor, shape [N, Kp+2, H, W], float32
-        [background, negative keypoints, prompt parts…].
+        [background, negative keypoints, prompt parts…] (Kp+1 channels without the negative one
+        when ``DataConfig.prompt_negatives`` is False).
     target_masks : Tensor, shape [N, K+1, Hf, Wf], float32
         Soft part targets, background first.
     pids, camids : Tensor, shape [N], int64
@@ -160,8 +178,40 @@ class EvalBatch:
     paths: tuple[str, ...]
 
 
-def _prompt_tensor(prompt: np.ndarray) -> torch.Tensor:
+def _prompt_tensor(
+    target: np.ndarray | None, negatives: np.ndarray | None, config: DataConfig
+) -> torch.Tensor:
+    """The float32 prompt of one image for ``config`` (keypoints in output pixels)."""
+    if not config.prompt_negatives:
+        prompt = build_prompt(target, None, config.prompt_grouping, config.image_size)
+        prompt = np.delete(prompt, 1, axis=0)
+    else:
+        prompt = build_prompt(target, negatives, config.prompt_grouping, config.image_size)
     return torch.from_numpy(prompt.astype(np.float32))
+
+
+def drop_keypoints(
+    keypoints: np.ndarray, fraction: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Remove ``round(fraction × n)`` of the n drawn keypoints (confidence above
+    :data:`~kpr.keypoints.VISIBILITY_THRESHOLD`), chosen uniformly at random.
+
+    Parameters
+    ----------
+    keypoints : ndarray, shape [17, 3]
+    fraction : float in [0, 1]
+    rng : numpy Generator
+
+    Returns
+    -------
+    ndarray, shape [17, 3]
+        A copy with the confidence of the removed keypoints set to 0.
+    """
+    out = np.array(keypoints, dtype=np.float64)
+    drawn = np.flatnonzero(out[:, 2] > VISIBILITY_THRESHOLD)
+    count = int(np.floor(fraction * len(drawn) + 0.5))
+    out[rng.choice(drawn, size=count, replace=False), 2] = 0.0
+    return out
 
 
 class TrainDataset(Dataset[TrainItem | None]):
@@ -247,11 +297,10 @@ class TrainDataset(Dataset[TrainItem | None]):
         bank = self.occluders
         picker = None if bank is None else (lambda r: bank.pick(sample.pid, batch_pids, r))
         out = self._transform(image, scores, skeletons.target, skeletons.negatives, rng, picker)
-        prompt = build_prompt(out.target, out.negatives, cfg.prompt_grouping, cfg.image_size)
         assert out.part_scores is not None
         return TrainItem(
             image=torch.from_numpy(out.image),
-            prompt=_prompt_tensor(prompt),
+            prompt=_prompt_tensor(out.target, out.negatives, cfg),
             target_masks=target_masks(out.part_scores, cfg.feature_hw),
             pid=sample.pid,
             camid=sample.camid,
@@ -282,7 +331,8 @@ class EvalDataset(Dataset[EvalItem]):
     ----------
     samples : sequence of ReIDSample
     config : DataConfig
-        Only the image size, normalisation and prompt grouping are used.
+        The image size, normalisation, prompt grouping and negatives, and the ``eval_drop_*``
+        keypoint removal are used.
     prompt_mode : {"keypoints", "empty"}
         ``"empty"`` gives every image the empty prompt (background 1), e.g. to evaluate a model
         without prompts.
@@ -310,16 +360,18 @@ class EvalDataset(Dataset[EvalItem]):
         image = read_rgb(sample.image)
         if self.prompt_mode == "empty":
             resized = self._transform(image, None, np.zeros((17, 3)), np.zeros((0, 17, 3)))
-            prompt = empty_prompt(cfg.prompt_grouping, cfg.image_size)
+            prompt = _prompt_tensor(None, None, cfg)
         else:
             skeletons = read_sample_keypoints(sample)
-            resized = self._transform(image, None, skeletons.target, skeletons.negatives)
-            prompt = build_prompt(
-                resized.target, resized.negatives, cfg.prompt_grouping, cfg.image_size
-            )
+            target = skeletons.target
+            if cfg.eval_drop_keypoints > 0:
+                rng = np.random.default_rng([cfg.eval_drop_seed, zlib.crc32(str(sample.image).encode())])
+                target = drop_keypoints(target, cfg.eval_drop_keypoints, rng)
+            resized = self._transform(image, None, target, skeletons.negatives)
+            prompt = _prompt_tensor(resized.target, resized.negatives, cfg)
         return EvalItem(
             image=torch.from_numpy(resized.image),
-            prompt=_prompt_tensor(prompt),
+            prompt=prompt,
             pid=sample.pid,
             camid=sample.camid,
             path=str(sample.image),

@@ -71,7 +71,8 @@ def data_config_for(config: TrainConfig, model: KPR) -> DataConfig:
     mc = model.config
     augmentation = dataclasses.replace(config.augmentation, image_size=mc.image_size, mean=mc.pixel_mean, std=mc.pixel_std)
     return DataConfig(augmentation=augmentation, prompt_grouping=mc.prompt_grouping, target_grouping=mc.target_grouping,
-                      label_source=config.label_source, on_error=config.on_bad_sample)
+                      label_source=config.label_source, on_error=config.on_bad_sample,
+                      prompt_negatives=mc.prompt_negatives)
 
 
 def freeze_unused_branches(model: KPR, weights: LossWeights) -> None:
@@ -283,7 +284,7 @@ class Trainer:
                 self.model, self.eval_dataset, self.data_config, prompt_mode=mode, batch_size=ec.batch_size,
                 max_rank=ec.max_rank, protocol=ec.protocol, use_cameras=self.use_cameras, progress=self.progress,
                 visualize=ec.visualize if vis_dir is not None else 0, topk_visualize=ec.topk_visualize,
-                vis_dir=None if vis_dir is None else vis_dir / mode)
+                vis_dir=None if vis_dir is None else vis_dir / mode, rerank=ec.rerank)
         return results
 
     def _eval_modes(self) -> list[str]:

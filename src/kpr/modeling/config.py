@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from kpr.errors import ConfigError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -50,6 +52,11 @@ class KPRConfig:
         (prompt channels = Kp + 2 with both, the official default).
     num_cameras, camera_scale:
         SIE camera embedding (TransReID style); 0 cameras = none.
+    fusion_stages:
+        Which backbone stages the fusion uses (strictly increasing indices), each upsampled to
+        stage 0's resolution H/4×W/4 before the 1×1 projection. ``(0, 1, 2, 3)`` = multi-stage
+        fusion (MSF, the paper's model); ``(3,)`` = the last stage only, i.e. no MSF (the feature
+        map is still upsampled to H/4×W/4, so part masks keep their size).
     fusion_dim:
         Channels after multi-stage fusion; ``None`` = the last stage's width.
     embedding_dim:
@@ -69,12 +76,20 @@ class KPRConfig:
     prompt_background: bool = True
     num_cameras: int = 0
     camera_scale: float = 3.0
+    fusion_stages: tuple[int, ...] = (0, 1, 2, 3)
     fusion_dim: int | None = None
     embedding_dim: int = 512
     num_classes: int = 0
     binary_visibility: bool = True
     pixel_mean: tuple[float, float, float] = IMAGENET_MEAN
     pixel_std: tuple[float, float, float] = IMAGENET_STD
+
+    def __post_init__(self) -> None:
+        stages = self.fusion_stages
+        if not stages or stages[0] < 0 or any(a >= b for a, b in zip(stages, stages[1:])):
+            raise ConfigError(
+                f"fusion_stages: expected strictly increasing stage indices >= 0, got {list(stages)}"
+            )
 
     @property
     def num_parts(self) -> int:

@@ -1,4 +1,4 @@
-"""Multi-stage fusion (MSF): the four stage outputs → one feature map at stage-0 resolution."""
+"""Multi-stage fusion (MSF): the stage outputs → one feature map at stage-0 resolution."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from torch import nn
 
 
 class MultiStageFusion(nn.Module):
-    """Upsample stages 1..3 to stage 0's size, concatenate, 1×1 conv, BatchNorm, ReLU.
+    """Upsample the given stages to the first one's size (or a given size), concatenate, 1×1 conv,
+    BatchNorm, ReLU.
 
     A 1×1 convolution commutes with bilinear upsampling, so each stage's slice of the 1×1 kernel
     is applied at that stage's own resolution and the results are summed after upsampling: the same
@@ -24,11 +25,16 @@ class MultiStageFusion(nn.Module):
         nn.init.kaiming_normal_(self.proj.weight, mode="fan_out", nonlinearity="relu")
         nn.init.zeros_(self.proj.bias)
 
-    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
-        """4 × [N, C_i, H_i, W_i] → [N, out_dim, H_0, W_0]."""
-        size = features[0].shape[-2:]
+    def forward(self, features: list[torch.Tensor], size: tuple[int, int] | None = None) -> torch.Tensor:
+        """len(stage_dims) × [N, C_i, H_i, W_i] → [N, out_dim, *size].
+
+        ``size`` (H, W) of the output; None = the first feature's size.
+        """
+        size = tuple(features[0].shape[-2:]) if size is None else tuple(size)
         weights = torch.split(self.proj.weight, self.stage_dims, dim=1)
         out = F.conv2d(features[0], weights[0], self.proj.bias)
+        if tuple(out.shape[-2:]) != size:
+            out = F.interpolate(out, size=size, mode="bilinear", align_corners=True)
         for feature, weight in zip(features[1:], weights[1:]):
             projected = F.conv2d(feature, weight)
             out = out + F.interpolate(projected, size=size, mode="bilinear", align_corners=True)

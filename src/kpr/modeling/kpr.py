@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from kpr.errors import KPRError, PromptError
+from kpr.errors import ConfigError, KPRError, PromptError
 from kpr.modeling.backbones import build_backbone
 from kpr.modeling.config import KPRConfig
 from kpr.modeling.fusion import MultiStageFusion
@@ -34,8 +34,12 @@ class KPR(nn.Module):
             if config.num_cameras > 0
             else None
         )
+        if config.fusion_stages[-1] >= len(stage_dims):
+            raise ConfigError(
+                f"fusion_stages {list(config.fusion_stages)}: the backbone has {len(stage_dims)} stages"
+            )
         fusion_dim = config.fusion_dim or stage_dims[-1]
-        self.fusion = MultiStageFusion(stage_dims, fusion_dim)
+        self.fusion = MultiStageFusion(tuple(stage_dims[i] for i in config.fusion_stages), fusion_dim)
         self.head = PartHead(
             fusion_dim, config.num_parts, config.embedding_dim, config.num_classes, config.binary_visibility
         )
@@ -94,5 +98,7 @@ class KPR(nn.Module):
         camera_tokens = self._camera_tokens(cameras)
         if camera_tokens is not None:
             tokens = tokens + camera_tokens
-        features = self.fusion(self.backbone.forward_stages(tokens))
+        stages = self.backbone.forward_stages(tokens)
+        fused = [stages[i] for i in self.config.fusion_stages]
+        features = self.fusion(fused, size=tuple(stages[0].shape[-2:]))
         return KPROutput(**self.head(features, full=self.training if full is None else full))
