@@ -106,3 +106,17 @@ def test_out_of_frame_keypoints_are_ignored_not_errors(family):
     result = predictor.embed([rgb], keypoints=[far])
     assert not result.prompted[0]
     torch.testing.assert_close(result.embeddings, predictor.embed([rgb]).embeddings)
+
+
+def test_models_without_the_negative_channel_get_matching_prompts():
+    from kpr.modeling.build import create_model
+
+    model = create_model("kpr_tiny_128x64", prompt_negatives=False).eval()
+    predictor = KPRPredictor(model, device="cpu")
+    inputs = np.load(FIXTURES / "model_A" / "inputs.npz")
+    image = inputs["sample0_image_rgb_uint8"]
+    _, prompt, _ = predictor.prepare(image, inputs["sample0_target_kps"], inputs["sample0_negative_kps"])
+    assert prompt.shape == (model.config.prompt_channels, 128, 64) == (9, 128, 64)
+    result = predictor.embed([image], keypoints=[inputs["sample0_target_kps"]],
+                             negative_keypoints=[inputs["sample0_negative_kps"]])
+    assert result.embeddings.shape == (1, 9, 128) and bool(result.prompted[0])

@@ -129,7 +129,8 @@ class KPRPredictor:
         else:
             target = None if keypoints is None else validate_keypoints(keypoints, f"{name}: keypoints")
         size = self.config.image_size
-        prompt = build_prompt(target, negatives, self.config.prompt_grouping, size, rgb.shape[:2])
+        prompt = build_prompt(target, negatives, self.config.prompt_grouping, size, rgb.shape[:2],
+                              with_negatives=self.config.prompt_negatives)
         has_prompt = bool(prompt[1:].any())
         image_t = preprocess(rgb, size, self.config.pixel_mean, self.config.pixel_std)
         return image_t, torch.from_numpy(prompt).float(), has_prompt

@@ -280,3 +280,14 @@ def test_errors():
         bad = np.zeros((1, 17, 3))
         bad[0, 3, 1] = np.nan
         build_prompt(kps, bad, "cck8", (8, 8))
+
+
+def test_prompt_without_negative_channel_drops_it_and_ignores_negatives() -> None:
+    data = np.load(FIXTURES / "case1.npz")
+    full = build_prompt(data["target_kps"], data["negative_kps"], "cck8", (256, 128), tuple(data["orig_image_hw"]))
+    lean = build_prompt(data["target_kps"], data["negative_kps"], "cck8", (256, 128), tuple(data["orig_image_hw"]),
+                        with_negatives=False)
+    assert lean.shape == (9, 256, 128)
+    np.testing.assert_array_equal(lean[1:], full[2:])
+    np.testing.assert_allclose(lean[0], np.clip(1.0 - full[2:].sum(axis=0), 0.0, 1.0))
+    assert empty_prompt("cck8", (8, 4), with_negatives=False).shape == (9, 8, 4)

@@ -182,11 +182,8 @@ def _prompt_tensor(
     target: np.ndarray | None, negatives: np.ndarray | None, config: DataConfig
 ) -> torch.Tensor:
     """The float32 prompt of one image for ``config`` (keypoints in output pixels)."""
-    if not config.prompt_negatives:
-        prompt = build_prompt(target, None, config.prompt_grouping, config.image_size)
-        prompt = np.delete(prompt, 1, axis=0)
-    else:
-        prompt = build_prompt(target, negatives, config.prompt_grouping, config.image_size)
+    prompt = build_prompt(target, negatives, config.prompt_grouping, config.image_size,
+                          with_negatives=config.prompt_negatives)
     return torch.from_numpy(prompt.astype(np.float32))
 
 

@@ -142,16 +142,16 @@ def _stamp_max(canvas: NDArray[np.float64], kernel: NDArray[np.float64], cx: int
     np.maximum(view, kernel[y0 - cy + r : y1 - cy + r, x0 - cx + r : x1 - cx + r], out=view)
 
 
-def empty_prompt(grouping: Grouping | str, out_hw: tuple[int, int]) -> NDArray[np.float64]:
+def empty_prompt(grouping: Grouping | str, out_hw: tuple[int, int], with_negatives: bool = True) -> NDArray[np.float64]:
     """The prompt of an image without keypoints: background 1, every other channel 0.
 
     Returns
     -------
-    ndarray, shape [Kp + 2, H, W], float64
+    ndarray, shape [Kp + 2, H, W] (or [Kp + 1, H, W] without the negative channel), float64
     """
     g = _resolve(grouping)
     h, w = _size(out_hw, "out_hw")
-    prompt = np.zeros((g.num_parts + 2, h, w))
+    prompt = np.zeros((g.num_parts + 1 + int(with_negatives), h, w))
     prompt[0] = 1.0
     return prompt
 
@@ -162,6 +162,7 @@ def build_prompt(
     grouping: Grouping | str,
     out_hw: tuple[int, int],
     orig_hw: tuple[int, int] | None = None,
+    with_negatives: bool = True,
 ) -> NDArray[np.float64]:
     """Build the prompt heatmaps of one image, exactly as the official pipeline does.
 
@@ -185,6 +186,9 @@ def build_prompt(
     orig_hw : (int, int), optional
         (H0, W0) of the image the coordinates refer to; None means they are already in output
         pixels.
+    with_negatives : bool
+        False for models without the negative channel: ``negatives`` are ignored and the output
+        is [background, part 1 .. part Kp].
 
     Returns
     -------
@@ -198,7 +202,7 @@ def build_prompt(
     tgt = empty if target is None else validate_keypoints(target, "target")
     if target is not None and tgt.ndim != 2:
         raise KeypointFormatError(f"target: expected shape [17, 3], got {list(tgt.shape)}")
-    negs = empty if negatives is None else validate_keypoints(negatives, "negatives")
+    negs = empty if negatives is None or not with_negatives else validate_keypoints(negatives, "negatives")
 
     kernel = gaussian_kernel(kernel_radius(out_size[1]))
     prompt = np.zeros((g.num_parts + 2, *out_size))
@@ -209,4 +213,4 @@ def build_prompt(
     for _, cx, cy in zip(*_drawn_points(negs.reshape(-1, NUM_KEYPOINTS, 3), orig_size, out_size)):
         _stamp_max(prompt[1], kernel, int(cx), int(cy))
     prompt[0] = np.clip(1.0 - prompt[1:].sum(axis=0), 0.0, 1.0)
-    return prompt
+    return prompt if with_negatives else np.delete(prompt, 1, axis=0)
