@@ -7,6 +7,7 @@ keys and wrong types raise :class:`~kpr.errors.ConfigError` naming the dotted fi
 from __future__ import annotations
 
 import dataclasses
+import operator
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -14,9 +15,20 @@ from typing import Any, TypeVar
 
 import yaml
 
-from kpr.errors import ConfigError
+from kpr.errors import ConfigError, KPRError
 
 T = TypeVar("T")
+
+
+def as_hw(value: Any, name: str, error: type[KPRError] = ConfigError) -> tuple[int, int]:
+    """Validate an (H, W) size: two positive integers; ``error`` names ``name`` otherwise."""
+    try:
+        h, w = (operator.index(v) for v in value)
+    except (TypeError, ValueError):
+        raise error(f"{name}: expected two integers (H, W), got {value!r}") from None
+    if h <= 0 or w <= 0:
+        raise error(f"{name}: expected positive (H, W), got ({h}, {w})")
+    return h, w
 
 
 def to_dict(obj: Any) -> Any:

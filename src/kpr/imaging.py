@@ -46,15 +46,28 @@ def to_rgb_array(image: ImageLike, name: str = "image") -> NDArray[np.uint8]:
     raise ImageReadError(f"{name}: unsupported image type {type(image).__name__}")
 
 
+def resize_rgb(rgb: NDArray[np.uint8], image_size: tuple[int, int]) -> NDArray[np.uint8]:
+    """Resize to exactly (H, W) with OpenCV bilinear (aspect ratio not kept, as officially)."""
+    h, w = image_size
+    if rgb.shape[:2] == (h, w):
+        return rgb
+    return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def normalize_rgb(
+    rgb: NDArray[np.uint8], mean: tuple[float, float, float], std: tuple[float, float, float]
+) -> NDArray[np.float32]:
+    """RGB uint8 [H, W, 3] → float32 [3, H, W] of (x / 255 − mean) / std."""
+    scaled = rgb.astype(np.float32) / 255.0
+    normalised = (scaled - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
+    return np.ascontiguousarray(normalised.transpose(2, 0, 1))
+
+
 def preprocess(
     rgb: NDArray[np.uint8],
     image_size: tuple[int, int],
     mean: tuple[float, float, float],
     std: tuple[float, float, float],
 ) -> torch.Tensor:
-    """RGB uint8 [H0, W0, 3] → normalised float32 [3, H, W] (aspect ratio not kept, as officially)."""
-    h, w = image_size
-    resized = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR)
-    scaled = resized.astype(np.float32) / 255.0
-    normalised = (scaled - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
-    return torch.from_numpy(normalised.transpose(2, 0, 1).copy())
+    """RGB uint8 [H0, W0, 3] → normalised float32 [3, H, W]: the official test-time preprocessing."""
+    return torch.from_numpy(normalize_rgb(resize_rgb(rgb, image_size), mean, std))

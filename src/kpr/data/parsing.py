@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from numpy.typing import ArrayLike, NDArray
 
+from kpr.configuration import as_hw
 from kpr.data.samples import ReIDSample
 from kpr.errors import ConfigError, KPRError
 from kpr.keypoints.groupings import BODY_REGIONS
@@ -95,13 +96,6 @@ class ParsingLabelError(KPRError):
 
 
 # ------------------------------------------------------------------------------------- helpers
-
-
-def _hw(size: Sequence[int]) -> tuple[int, int]:
-    h, w = (int(v) for v in size)
-    if h <= 0 or w <= 0:
-        raise ConfigError(f"expected a positive (H, W), got ({h}, {w})")
-    return h, w
 
 
 def _grouping(grouping: Grouping | str) -> Grouping:
@@ -228,7 +222,7 @@ def scores_from_pifpaf(
     ndarray, shape [K, H, W], float32
     """
     g = _grouping(grouping)
-    return resize_channels(group_channels(np.asarray(fields, np.float32), g), _hw(out_hw))
+    return resize_channels(group_channels(np.asarray(fields, np.float32), g), as_hw(out_hw, "out_hw"))
 
 
 # ------------------------------------------------------------------------------- label-map path
@@ -318,7 +312,7 @@ def scores_from_label_map(
         part_of[where & (rows > row)] = bottom + 1
         part_of[where & (rows <= row)] = top + 1
     onehot = (part_of[None] == np.arange(1, g.num_parts + 1)[:, None, None]).astype(np.float32)
-    return resize_channels(onehot, _hw(out_hw))
+    return resize_channels(onehot, as_hw(out_hw, "out_hw"))
 
 
 # ------------------------------------------------------------------------------- keypoint path
@@ -407,7 +401,7 @@ def keypoint_regions(target: ArrayLike, out_hw: tuple[int, int]) -> NDArray[np.u
     ndarray, shape [H, W], uint8
     """
     kps = validate_keypoints(target, "target").reshape(NUM_KEYPOINTS, 3)
-    h, w = _hw(out_hw)
+    h, w = as_hw(out_hw, "out_hw")
     canvas = np.zeros((h, w), np.uint8)
     visible = (kps[:, 2] > VISIBILITY_THRESHOLD) & keypoints_in_frame(kps, (h, w))
     if not visible.any():
@@ -531,9 +525,9 @@ def part_scores(
         On a missing, unreadable or wrongly shaped label file, or ``source="parsing"`` for a
         sample without one.
     """
-    out_hw = _hw(out_hw)
+    out_hw = as_hw(out_hw, "out_hw")
     g = _grouping(grouping)
-    keypoints_hw = out_hw if image_hw is None else _hw(image_hw)
+    keypoints_hw = out_hw if image_hw is None else as_hw(image_hw, "image_hw")
     use_file = source == "parsing" or (source == "auto" and sample.parsing is not None)
     if use_file:
         if sample.parsing is None or sample.parsing_format is None:
@@ -579,7 +573,7 @@ def target_masks(scores: ArrayLike | torch.Tensor, feature_hw: tuple[int, int]) 
     batched = s if s.ndim == 4 else s[None]
     background = (batched.amax(dim=1, keepdim=True) < BACKGROUND_THRESHOLD).to(torch.float32)
     probs = torch.softmax(SOFTMAX_WEIGHT * torch.cat([background, batched], dim=1), dim=1)
-    out = F.interpolate(probs, size=_hw(feature_hw), mode="bilinear", align_corners=False)
+    out = F.interpolate(probs, size=as_hw(feature_hw, "feature_hw"), mode="bilinear", align_corners=False)
     return out if s.ndim == 4 else out[0]
 
 
@@ -600,5 +594,5 @@ def pixel_labels(masks: ArrayLike | torch.Tensor) -> torch.Tensor:
 
 def feature_size(image_hw: tuple[int, int], stride: int = 4) -> tuple[int, int]:
     """(Hf, Wf) of the feature map for an input (H, W): the stride-4 patch grid of the backbone."""
-    h, w = _hw(image_hw)
+    h, w = as_hw(image_hw, "image_hw")
     return h // stride, w // stride

@@ -31,6 +31,7 @@ from numpy.typing import NDArray  # noqa: E402
 
 from kpr.data.bipo import Occluder, apply_bipo  # noqa: E402
 from kpr.errors import ConfigError  # noqa: E402
+from kpr.imaging import normalize_rgb, resize_rgb  # noqa: E402
 from kpr.keypoints import NUM_KEYPOINTS, keypoints_in_frame, rescale_keypoints  # noqa: E402
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -138,14 +139,7 @@ def _resized(
     ).astype(np.float64)
     kps[(kps[..., 2] <= 0) | ~keypoints_in_frame(kps, orig_hw)] = 0.0
     kps = rescale_keypoints(kps, orig_hw, hw)
-    if orig_hw != hw:
-        image = cv2.resize(image, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
-    return image, kps[0], kps[1:]
-
-
-def _normalise(image: NDArray[np.uint8], mean: NDArray, std: NDArray) -> NDArray[np.float32]:
-    normalised = (image.astype(np.float32) / 255.0 - mean) / std
-    return np.ascontiguousarray(normalised.transpose(2, 0, 1))
+    return resize_rgb(image, hw), kps[0], kps[1:]
 
 
 class TestTransform:
@@ -153,8 +147,6 @@ class TestTransform:
 
     def __init__(self, config: AugmentationConfig) -> None:
         self.config = config
-        self._mean = np.asarray(config.mean, np.float32)
-        self._std = np.asarray(config.std, np.float32)
 
     def __call__(
         self,
@@ -176,7 +168,7 @@ class TestTransform:
         """
         resized, tgt, negs = _resized(image, target, negatives, self.config.image_size)
         return Augmented(
-            image=_normalise(resized, self._mean, self._std),
+            image=normalize_rgb(resized, self.config.mean, self.config.std),
             part_scores=part_scores,
             target=tgt,
             negatives=negs,

@@ -75,6 +75,17 @@ def data_config_for(config: TrainConfig, model: KPR) -> DataConfig:
                       prompt_negatives=mc.prompt_negatives)
 
 
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config dict → {dotted.key: leaf}."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def freeze_unused_branches(model: KPR, weights: LossWeights) -> None:
     """Freeze what no loss term reaches: the background branch and the per-part BNNecks always (as
     officially, they never receive a gradient), and each branch whose loss weight is 0."""
@@ -180,14 +191,11 @@ class Trainer:
         """Continue from ``checkpoints/last``: same config required; weights, optimizer, sampler, RNG restored."""
         directory = self.checkpoint_dir / "last"
         ckpt = read_kpr_checkpoint(directory)
-        saved = ckpt.metadata.get("train_config")
-        current = self._config_document()
-        differing = sorted(k for k in set(saved or {}) | set(current)
-                           if k != "optim" and (saved or {}).get(k) != current.get(k))
-        if saved is None or differing or {k: v for k, v in saved["optim"].items() if k != "epochs"} != {
-                k: v for k, v in current["optim"].items() if k != "epochs"}:
+        saved, current = _flatten(ckpt.metadata.get("train_config") or {}), _flatten(self._config_document())
+        differing = sorted(k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k))
+        if differing:
             raise ConfigError(f"{directory}: cannot resume, the run was made with a different config "
-                              f"(differs in {differing or ['optim']})")
+                              f"(differs in {differing[:5]})")
         load_weights(self.model, ckpt.state_dict, directory)
         state = read_training_state(directory)
         self.optimizer.load_state_dict(state["optimizer"])

@@ -6,13 +6,12 @@ Output channel order: [background, negative keypoints, part 1 .. part Kp].
 from __future__ import annotations
 
 import functools
-import operator
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.signal.windows import gaussian
 
+from kpr.configuration import as_hw
 from kpr.errors import ConfigError, KeypointFormatError, PromptError
 from kpr.keypoints.coco import NUM_KEYPOINTS
 from kpr.keypoints.groupings import Grouping, prompt_grouping
@@ -88,16 +87,6 @@ def keypoints_in_frame(kps: ArrayLike, hw: tuple[int, int]) -> NDArray[np.bool_]
     return (x >= 0) & (x < hw[1]) & (y >= 0) & (y < hw[0])
 
 
-def _size(hw: Any, name: str) -> tuple[int, int]:
-    try:
-        h, w = (operator.index(v) for v in hw)
-    except (TypeError, ValueError):
-        raise PromptError(f"{name}: expected two integers (H, W), got {hw!r}") from None
-    if h <= 0 or w <= 0:
-        raise PromptError(f"{name}: expected positive (H, W), got ({h}, {w})")
-    return h, w
-
-
 def _resolve(grouping: Grouping | str) -> Grouping:
     g = prompt_grouping(grouping) if isinstance(grouping, str) else grouping
     if g.num_sources != NUM_KEYPOINTS:
@@ -150,7 +139,7 @@ def empty_prompt(grouping: Grouping | str, out_hw: tuple[int, int], with_negativ
     ndarray, shape [Kp + 2, H, W] (or [Kp + 1, H, W] without the negative channel), float64
     """
     g = _resolve(grouping)
-    h, w = _size(out_hw, "out_hw")
+    h, w = as_hw(out_hw, "out_hw", PromptError)
     prompt = np.zeros((g.num_parts + 1 + int(with_negatives), h, w))
     prompt[0] = 1.0
     return prompt
@@ -196,8 +185,8 @@ def build_prompt(
         Channels [background, negative keypoints, part 1 .. part Kp], values in [0, 1].
     """
     g = _resolve(grouping)
-    out_size = _size(out_hw, "out_hw")
-    orig_size = out_size if orig_hw is None else _size(orig_hw, "orig_hw")
+    out_size = as_hw(out_hw, "out_hw", PromptError)
+    orig_size = out_size if orig_hw is None else as_hw(orig_hw, "orig_hw", PromptError)
     empty = np.zeros((0, NUM_KEYPOINTS, 3))
     tgt = empty if target is None else validate_keypoints(target, "target")
     if target is not None and tgt.ndim != 2:
