@@ -23,7 +23,6 @@ Writes <out>/results.json, <out>/results.md and, with row e, <out>/prompt_dropou
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import json
 import shlex
@@ -103,9 +102,8 @@ def prompt_dropout(trainer: Trainer, seed: int) -> list[dict[str, float]]:
     ec = trainer.config.eval
     points = []
     for fraction in DROP_FRACTIONS:
-        data_config = dataclasses.replace(trainer.data_config, eval_drop_keypoints=fraction,
-                                          eval_drop_seed=seed)
-        result = evaluate(trainer.model, trainer.eval_dataset, data_config, prompt_mode="keypoints",
+        result = evaluate(trainer.model, trainer.eval_dataset, prompt_mode="keypoints",
+                          drop_keypoints=fraction, drop_seed=seed,
                           batch_size=ec.batch_size, max_rank=ec.max_rank, protocol=ec.protocol,
                           use_cameras=trainer.use_cameras, rerank=ec.rerank)
         points.append({"fraction": fraction, **scores(result.summary())})

@@ -40,10 +40,10 @@ from kpr.data.parsing import (  # noqa: E402
 )
 from kpr.data.sampler import IdentitySampler  # noqa: E402
 from kpr.data.samples import ReIDDataset, ReIDSample  # noqa: E402
-from kpr.data.synthetic import SyntheticConfig, generate_synthetic_dataset  # noqa: E402
 from kpr.data.train_dataset import DataConfig, TrainDataset, collate_train  # noqa: E402
 from kpr.data.transforms import AugmentationConfig  # noqa: E402
 from kpr.keypoints import target_grouping  # noqa: E402
+from kpr.synthetic import SyntheticConfig, generate_synthetic_dataset  # noqa: E402
 
 
 def throughput(

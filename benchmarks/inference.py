@@ -19,7 +19,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from kpr.modeling.build import create_model
+from kpr.checkpoint import create_model
 from kpr.modeling.kpr import KPR
 from kpr.retrieval.distance import l2_normalize
 
@@ -32,13 +32,12 @@ MODELS = {
 
 def official_graph_forward(model: KPR, images: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:
     """The official computation: concat fusion at full resolution, then the full head."""
-    tokens = model.backbone.embed(images) + model.prompt_encoder(prompts, tuple(images.shape[-2:]))
-    stages = model.backbone.forward_stages(tokens)
+    stages = model.forward_stages(images, prompts)
     size = stages[0].shape[-2:]
     upsampled = [stages[0]] + [F.interpolate(s, size=size, mode="bilinear", align_corners=True) for s in stages[1:]]
     fusion = model.fusion
     features = F.relu(fusion.bn(fusion.proj(torch.cat(upsampled, dim=1))))
-    return model.head(features, full=True)["embeddings"]
+    return model.forward_head(features, full=True).embeddings
 
 
 def kpr_forward(model: KPR, images: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ import argparse
 import dataclasses
 import tempfile
 
-from kpr.data.synthetic import SyntheticConfig, generate_synthetic_dataset
+from kpr.synthetic import SyntheticConfig, generate_synthetic_dataset
 
 
 def main() -> None:

@@ -51,16 +51,117 @@ def test_compare_prints_matrix_and_writes_figure(crops, tmp_path, capsys):
 
 def test_convert_then_info(tmp_path, capsys):
     out = tmp_path / "converted"
-    assert main(["convert", str(CKPT), str(out)]) == 0
-    assert main(["info", str(out)]) == 0
+    assert main(["convert", "--checkpoint", str(CKPT), "--out", str(out)]) == 0
+    assert main(["info", "--checkpoint", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "parts (K)            8 (eight)" in text and "cck8 (10 channels)" in text
+    assert "parts (K)            8 (eight)" in text and "cck8 (10 channels" in text
 
 
 def test_errors_exit_2_with_the_path(tmp_path, capsys):
-    assert main(["info", str(tmp_path / "missing.pth.tar")]) == 2
+    assert main(["info", "--checkpoint", str(tmp_path / "missing.pth.tar")]) == 2
     assert "missing.pth.tar" in capsys.readouterr().err
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["embed", "--checkpoint", str(CKPT), "--images", str(empty), "--out", str(tmp_path / "x.npz")]) == 2
     assert "no images" in capsys.readouterr().err
+
+
+def _one_line_error(capsys, *needles):
+    err = [line for line in capsys.readouterr().err.strip().splitlines() if "batch/s" not in line]  # progress bars
+    assert len(err) == 1 and err[0].startswith("kpr "), err
+    for needle in needles:
+        assert needle in err[0], err
+    return err[0]
+
+
+def test_embed_refuses_a_directory_or_an_existing_file_as_out(crops, tmp_path, capsys):
+    args = ["embed", "--checkpoint", str(CKPT), "--images", str(crops / "g1")]
+    assert main([*args, "--out", str(tmp_path)]) == 2
+    _one_line_error(capsys, "is a directory")
+    existing = tmp_path / "mine.npz"
+    existing.write_bytes(b"user data")
+    assert main([*args, "--out", str(existing)]) == 2
+    _one_line_error(capsys, "already exists", "--overwrite")
+    assert existing.read_bytes() == b"user data"
+    assert main([*args, "--out", str(existing), "--overwrite"]) == 0
+    assert np.load(existing)["embeddings"].shape[0] == 2
+
+
+def test_embed_on_error_skip_reports_the_skipped_images(crops, tmp_path, capsys):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for image in (crops / "g1").iterdir():
+        (folder / image.name).write_bytes(image.read_bytes())
+    (folder / "zz_broken.png").write_bytes(b"not an image")
+    out = tmp_path / "emb.npz"
+    args = ["embed", "--checkpoint", str(CKPT), "--images", str(folder), "--out", str(out)]
+    assert main(args) == 2
+    _one_line_error(capsys, "zz_broken.png")
+    assert not out.exists() and not list(tmp_path.glob(".emb.npz*"))  # nothing half-written
+    assert main([*args, "--on-error", "skip"]) == 0
+    captured = capsys.readouterr()
+    assert "skipped" in captured.err and "zz_broken.png" in captured.err and "1 skipped" in captured.out
+    assert [Path(n).name for n in np.load(out)["names"]] == ["s0.png", "s1.png"]
+
+
+def test_embed_output_matches_the_library_and_reads_back(crops, tmp_path):
+    import kpr
+
+    out = tmp_path / "emb.npz"
+    assert main(["embed", "--checkpoint", str(CKPT), "--images", str(crops / "g1"), str(crops / "g2"),
+                 "--keypoints", str(crops / "kps"), "--out", str(out), "--batch-size", "3"]) == 0
+    names, embedded = kpr.read_embeddings(out)
+    predictor = kpr.KPRPredictor.from_pretrained(CKPT, device="cpu")
+    direct = predictor.embed([Path(n) for n in names],
+                             keypoints=[crops / "kps" / f"{Path(n).stem}.json" if Path(n).stem != "s3" else None
+                                        for n in names])
+    np.testing.assert_allclose(embedded.embeddings.numpy(), direct.embeddings.numpy(), atol=1e-6)
+    assert embedded.prompted.tolist() == direct.prompted.tolist()
+
+
+@pytest.mark.parametrize("device, needle", [("cuda", "no usable CUDA"), ("tpu", "not a device"),
+                                            ("cuda:7", "no usable CUDA")])
+def test_bad_devices_are_one_line_errors(crops, tmp_path, capsys, device, needle):
+    assert main(["embed", "--checkpoint", str(CKPT), "--images", str(crops / "g1"), "--out",
+                 str(tmp_path / "e.npz"), "--device", device]) == 2
+    _one_line_error(capsys, needle)
+
+
+def test_interrupt_and_os_errors_are_one_line(monkeypatch, tmp_path, capsys):
+    import kpr.cli as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_info", interrupted)
+    assert main(["info", "--checkpoint", "x"]) == 130
+    _one_line_error(capsys, "interrupted")
+
+    def permission(args):
+        raise PermissionError(13, "Permission denied", str(tmp_path / "locked"))
+
+    monkeypatch.setattr(cli, "cmd_info", permission)
+    assert main(["info", "--checkpoint", "x"]) == 1
+    _one_line_error(capsys, "Permission denied", "locked")
+
+
+def test_a_crash_is_still_one_line_unless_debugging(monkeypatch, capsys):
+    import kpr.cli as cli
+
+    monkeypatch.setattr(cli, "cmd_info", lambda args: [][1])
+    assert main(["info", "--checkpoint", "x"]) == 1
+    _one_line_error(capsys, "internal error: IndexError", "KPR_DEBUG=1")
+    monkeypatch.setenv("KPR_DEBUG", "1")
+    with pytest.raises(IndexError):
+        main(["info", "--checkpoint", "x"])
+
+
+def test_huge_and_corrupt_images_are_one_line_errors(tmp_path, capsys):
+    huge = tmp_path / "huge.png"
+    Image.new("L", (20000, 20000)).save(huge)  # 400 Mpx in a ~400 KB file
+    assert main(["embed", "--checkpoint", str(CKPT), "--images", str(huge), "--out", str(tmp_path / "e.npz")]) == 2
+    _one_line_error(capsys, "huge.png", "too large")
+    big = tmp_path / "big.png"
+    Image.new("L", (8000, 8000)).save(big)
+    assert main(["embed", "--checkpoint", str(CKPT), "--images", str(big), "--out", str(tmp_path / "e.npz")]) == 2
+    _one_line_error(capsys, "big.png", "above kpr's limit", "KPR_MAX_IMAGE_PIXELS")

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from kpr.errors import ImageReadError, KeypointFormatError, KPRError
-from kpr.predictor import KPRPredictor
+from kpr.predictor import Embeddings, KPRPredictor, PromptWarning
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -103,20 +103,123 @@ def test_out_of_frame_keypoints_are_ignored_not_errors(family):
     _, predictor, inputs = family
     rgb = inputs["sample2_image_rgb_uint8"]
     far = np.tile([[5000.0, -300.0, 1.0]], (17, 1))
-    result = predictor.embed([rgb], keypoints=[far])
+    with pytest.warns(PromptWarning, match=r"1 crop\(s\) have keypoints but none .* images\[0\]"):
+        result = predictor.embed([rgb], keypoints=[far])
     assert not result.prompted[0]
     torch.testing.assert_close(result.embeddings, predictor.embed([rgb]).embeddings)
 
 
 def test_models_without_the_negative_channel_get_matching_prompts():
-    from kpr.modeling.build import create_model
+    from kpr.checkpoint import create_model
 
     model = create_model("kpr_tiny_128x64", prompt_negatives=False).eval()
     predictor = KPRPredictor(model, device="cpu")
     inputs = np.load(FIXTURES / "model_A" / "inputs.npz")
     image = inputs["sample0_image_rgb_uint8"]
-    _, prompt, _ = predictor.prepare(image, inputs["sample0_target_kps"], inputs["sample0_negative_kps"])
+    prompt = predictor.prepare(image, inputs["sample0_target_kps"], inputs["sample0_negative_kps"]).prompt
     assert prompt.shape == (model.config.prompt_channels, 128, 64) == (9, 128, 64)
     result = predictor.embed([image], keypoints=[inputs["sample0_target_kps"]],
                              negative_keypoints=[inputs["sample0_negative_kps"]])
     assert result.embeddings.shape == (1, 9, 128) and bool(result.prompted[0])
+
+
+def test_a_single_image_takes_a_single_keypoint_file(family, tmp_path):
+    _, predictor, inputs = family
+    path = tmp_path / "crop.png"
+    Image.fromarray(inputs["sample0_image_rgb_uint8"]).save(path)
+    kp_file = _keypoint_files(inputs, tmp_path)[0]
+    single = predictor.embed(path, keypoints=kp_file)
+    listed = predictor.embed([path], keypoints=[kp_file])
+    assert len(single) == 1 and bool(single.prompted[0])
+    torch.testing.assert_close(single.embeddings, listed.embeddings)
+    array = predictor.embed(path, keypoints=inputs["sample0_target_kps"], negative_keypoints=inputs["sample0_negative_kps"])
+    torch.testing.assert_close(array.embeddings, listed.embeddings)
+
+
+def test_part_masks_are_opt_in(family):
+    _, predictor, inputs = family
+    images = [inputs[f"sample{i}_image_rgb_uint8"] for i in range(2)]
+    plain = predictor.embed(images)
+    with_masks = predictor.embed(images, part_masks=True)
+    k, (hf, wf) = predictor.config.num_parts, predictor.config.feature_size
+    assert plain.part_masks is None
+    assert with_masks.part_masks.shape == (2, k + 1, hf, wf)
+    torch.testing.assert_close(with_masks.part_masks.sum(dim=1), torch.ones(2, hf, wf))
+    torch.testing.assert_close(plain.embeddings, with_masks.embeddings)
+    joined = Embeddings.cat([with_masks[1], with_masks[0]])
+    torch.testing.assert_close(joined.embeddings, with_masks.embeddings.flip(0))
+    assert Embeddings.cat([plain, with_masks]).part_masks is None
+
+
+def test_normalised_keypoints_are_refused_naming_the_image(family):
+    _, predictor, inputs = family
+    rgb = inputs["sample0_image_rgb_uint8"]
+    normalised = inputs["sample0_target_kps"].copy()
+    normalised[:, 0] /= rgb.shape[1]
+    normalised[:, 1] /= rgb.shape[0]
+    with pytest.raises(KeypointFormatError, match=r"images\[0\]: keypoints look normalised"):
+        predictor.embed([rgb], keypoints=[normalised])
+
+
+def test_a_keypoint_file_with_no_usable_point_is_named(family, tmp_path):
+    _, predictor, inputs = family
+    low = tmp_path / "low.json"
+    low.write_text('[{"keypoints": ' + str([[10.0, 20.0, 0.1]] * 17) + ', "is_target": true}]')
+    with pytest.warns(PromptWarning, match="low.json"):
+        result = predictor.embed([inputs["sample0_image_rgb_uint8"]], keypoints=[low])
+    assert not result.prompted[0]
+
+
+def test_embed_iter_skips_bad_crops_and_reports_them(family, tmp_path):
+    _, predictor, inputs = family
+    good = [inputs[f"sample{i}_image_rgb_uint8"] for i in range(3)]
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"garbage")
+    chunks = list(predictor.embed_iter([good[0], broken, good[1], good[2]], batch_size=2, on_error="skip"))
+    assert [c.indices for c in chunks] == [(0,), (2, 3)]
+    assert chunks[0].skipped[0][0] == 1 and "broken.jpg" in chunks[0].skipped[0][1]
+    got = Embeddings.cat([c.embeddings for c in chunks])
+    torch.testing.assert_close(got.embeddings, predictor.embed(good).embeddings, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ImageReadError, match="broken.jpg"):
+        list(predictor.embed_iter([good[0], broken], on_error="raise"))
+
+
+def test_models_without_the_background_channel_work_end_to_end():
+    """Official ``no_background_token`` models: no background channel anywhere, and the empty
+    prompt is all zeros (not a 1 in the negatives channel)."""
+    from kpr.keypoints import build_prompt
+    from kpr.checkpoint import create_model
+
+    model = create_model("kpr_tiny_128x64", prompt_background=False).eval()
+    predictor = KPRPredictor(model, device="cpu")
+    inputs = np.load(FIXTURES / "model_A" / "inputs.npz")
+    image = inputs["sample0_image_rgb_uint8"]
+    target, negatives = inputs["sample0_target_kps"], inputs["sample0_negative_kps"]
+    prepared = predictor.prepare(image, target, negatives)
+    full = build_prompt(target, negatives, "cck8", (128, 64), image.shape[:2])
+    assert prepared.prompt.shape == (9, 128, 64) == (model.config.prompt_channels, 128, 64)
+    np.testing.assert_allclose(prepared.prompt.numpy(), full[1:].astype(np.float32))  # negatives first
+    empty = predictor.prepare(image)
+    assert not empty.prompted and not empty.prompt.any()
+    assert not model.prompt_encoder.empty_prompt(1, (128, 64), torch.zeros(1)).any()
+    batch = empty.image[None]
+    with torch.no_grad():
+        torch.testing.assert_close(model(batch, None).embeddings, model(batch, empty.prompt[None]).embeddings)
+    result = predictor.embed([image, image], keypoints=[target, None], negative_keypoints=[negatives, None])
+    assert result.prompted.tolist() == [True, False]
+
+
+@pytest.mark.parametrize("name", ["model_A", "model_B"])
+def test_crop_transform_reproduces_the_official_inputs(name):
+    """Raw crops + keypoints → exactly the images and prompt masks the official pipeline fed its
+    model (fixtures from the official code), for the transform the predictor and evaluator share."""
+    from kpr.checkpoint import load_model
+    from kpr.predictor import CropTransform
+
+    inputs = np.load(FIXTURES / name / "inputs.npz")
+    transform = CropTransform(load_model(FIXTURES / name / "checkpoint_official_format.pth.tar").config)
+    for i in range(4):
+        crop = transform(inputs[f"sample{i}_image_rgb_uint8"], inputs[f"sample{i}_target_kps"],
+                         inputs[f"sample{i}_negative_kps"])
+        np.testing.assert_allclose(crop.image.numpy(), inputs["images"][i], atol=1e-5)
+        np.testing.assert_allclose(crop.prompt.numpy(), inputs["prompt_masks"][i], atol=1e-6)

@@ -1,3 +1,57 @@
-"""kpr: keypoint-promptable person re-identification."""
+"""kpr: keypoint-promptable person re-identification.
+
+The public API (imported lazily, so ``import kpr`` and the CLI stay fast)::
+
+    import kpr
+    predictor = kpr.KPRPredictor.from_pretrained("model.pth.tar")   # or kpr.load_model(path)
+    model = kpr.create_model("kpr_tiny_128x64")                     # registered configs: kpr.list_models()
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "KPR": "kpr.modeling",
+    "KPRConfig": "kpr.modeling",
+    "BackboneConfig": "kpr.modeling",
+    "create_model": "kpr.checkpoint",
+    "list_models": "kpr.modeling",
+    "load_model": "kpr.checkpoint",
+    "save_model": "kpr.checkpoint",
+    "load_checkpoint": "kpr.checkpoint",
+    "KPRPredictor": "kpr.predictor",
+    "Embeddings": "kpr.predictor",
+    "Skeletons": "kpr.keypoints",
+    "read_keypoints_file": "kpr.keypoints",
+    "write_keypoints_file": "kpr.keypoints",
+    "part_distance": "kpr.retrieval",
+    "read_embeddings": "kpr.embeddings_file",
+    "KPRError": "kpr.errors",
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
+
+if TYPE_CHECKING:
+    from kpr.checkpoint import create_model, load_checkpoint, load_model, save_model
+    from kpr.embeddings_file import read_embeddings
+    from kpr.errors import KPRError
+    from kpr.keypoints import Skeletons, read_keypoints_file, write_keypoints_file
+    from kpr.modeling import KPR, BackboneConfig, KPRConfig, list_models
+    from kpr.predictor import Embeddings, KPRPredictor
+    from kpr.retrieval import part_distance
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'kpr' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

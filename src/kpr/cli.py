@@ -1,15 +1,20 @@
-"""The ``kpr`` command line: ``kpr <verb> [options]``."""
+"""The ``kpr`` command line: ``kpr <verb> --checkpoint C … [key=value …]``.
+
+Every verb that runs a model takes ``--checkpoint``, ``--device``, ``--precision`` and
+``--batch-size``; ``--out`` is a file for ``embed``/``compare`` and a directory for the others.
+Nothing existing is replaced without ``--overwrite``. Failures are one line on stderr and a
+non-zero exit (2 for bad input, 1 for anything else, 130 when interrupted).
+"""
 
 from __future__ import annotations
 
 import argparse
-import io
 import logging
+import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
 
 from kpr.errors import KPRError
 
@@ -46,14 +51,51 @@ def keypoint_file_for(image: Path, directory: Path | None) -> Path | None:
 
 
 def _keypoints_for(images: list[Path], directory: str | None) -> list[Path | None]:
-    kp_dir = Path(directory) if directory else None
+    kp_dir = Path(directory) if directory and directory != "auto" else None
     if kp_dir is not None and not kp_dir.is_dir():
-        raise KPRError(f"{kp_dir}: keypoints directory not found")
+        raise KPRError(f"--keypoints {kp_dir}: keypoints directory not found")
     files = [keypoint_file_for(image, kp_dir) for image in images]
     missing = sum(f is None for f in files)
     if kp_dir is not None and missing:
         log.warning("%d of %d images have no keypoint file in %s: embedded without prompt", missing, len(files), kp_dir)
     return files
+
+
+def _estimate_missing(images: list[Path], files: list, args: argparse.Namespace) -> list:
+    """Fill the crops without a keypoint file with the pose estimator's target and negatives
+    (``--keypoints auto``, or ``--estimator NAME`` next to a keypoints directory)."""
+    name = args.estimator or ("mediapipe" if args.keypoints == "auto" else None)
+    if name is None:
+        return files
+    from tqdm.auto import tqdm
+
+    from kpr.pose import auto_skeletons, create_estimator
+
+    estimator = create_estimator(name)
+    filled = list(files)
+    todo = [i for i, f in enumerate(files) if f is None]
+    for i in tqdm(todo, desc=f"estimating poses ({name})", unit="crop"):
+        try:
+            filled[i] = auto_skeletons(images[i], estimator, str(images[i]))
+        except KPRError as exc:
+            if args.on_error != "skip":
+                raise
+            print(f"kpr {args.command}: warning: no pose for {images[i]} ({exc}); embedded without prompt",
+                  file=sys.stderr)
+    return filled
+
+
+def _output_file(path: str, overwrite: bool, suffix: str) -> Path:
+    """Check a file ``--out`` before any work: not a directory, not an existing file unless
+    ``--overwrite``, the expected suffix."""
+    out = Path(path)
+    if out.is_dir():
+        raise KPRError(f"--out {out}: is a directory; expected a {suffix} file path")
+    if out.suffix.lower() != suffix:
+        raise KPRError(f"--out {out}: expected a {suffix} file")
+    if out.exists() and not overwrite:
+        raise KPRError(f"--out {out}: already exists (pass --overwrite to replace it)")
+    return out
 
 
 def _predictor(args: argparse.Namespace):
@@ -62,26 +104,31 @@ def _predictor(args: argparse.Namespace):
     return KPRPredictor.from_pretrained(args.checkpoint, device=args.device, precision=args.precision)
 
 
-def _save_npz(path: Path, **arrays: np.ndarray) -> None:
-    from kpr.io_utils import write_bytes_atomic
-
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    write_bytes_atomic(path, buffer.getvalue())
-
-
 def cmd_embed(args: argparse.Namespace) -> int:
+    from kpr.embeddings_file import EmbeddingsWriter
+
+    out = _output_file(args.out, args.overwrite, ".npz")
     images = collect_images(args.images)
-    keypoints = _keypoints_for(images, args.keypoints)
-    result = _predictor(args).embed(images, keypoints=keypoints, batch_size=args.batch_size, progress=True)
-    _save_npz(
-        Path(args.out),
-        embeddings=result.embeddings.numpy(),
-        visibility=result.visibility.numpy(),
-        prompted=result.prompted.numpy(),
-        names=np.array([str(p) for p in images]),
-    )
-    print(f"embedded {len(images)} images ({int(result.prompted.sum())} with prompts) -> {args.out}")
+    predictor = _predictor(args)
+    keypoints = _estimate_missing(images, _keypoints_for(images, args.keypoints), args)
+    skipped: list[tuple[int, str]] = []
+    prompted = 0
+    with EmbeddingsWriter(out) as writer:
+        chunks = predictor.embed_iter(images, keypoints, batch_size=args.batch_size,
+                                      on_error="skip" if args.on_error == "skip" else "raise", progress=True)
+        for chunk in chunks:
+            skipped.extend(chunk.skipped)
+            if chunk.embeddings is not None:
+                writer.add([str(images[i]) for i in chunk.indices], chunk.embeddings)
+                prompted += int(chunk.embeddings.prompted.sum())
+        embedded = len(writer.names)
+        if not embedded:
+            raise KPRError(f"none of the {len(images)} images could be embedded; nothing written to {out}")
+        writer.close()
+    for index, reason in skipped:
+        print(f"kpr embed: skipped {images[index]}: {reason}", file=sys.stderr)
+    note = f", {len(skipped)} skipped" if skipped else ""
+    print(f"embedded {embedded} images ({prompted} with prompts{note}) -> {out}")
     return 0
 
 
@@ -91,12 +138,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from kpr.keypoints.io import read_keypoints_file
     from kpr.viz.compare import Sample, comparison_figure
 
+    out = _output_file(args.out, args.overwrite, ".png")
     predictor = _predictor(args)
     groups = [collect_images(args.group1), collect_images(args.group2)]
     embedded, samples = [], []
     for images in groups:
         keypoints = _keypoints_for(images, args.keypoints)
-        result = predictor.embed(images, keypoints=keypoints, batch_size=args.batch_size)
+        result = predictor.embed(images, keypoints=keypoints, batch_size=args.batch_size, part_masks=True)
         embedded.append(result)
         shown = []
         for i, (image, kp_file) in enumerate(zip(images, keypoints)):
@@ -119,8 +167,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(f"{path.name:<{width}}  " + "  ".join(f"{d:10.4f}" for d in row))
     config = predictor.config
     part_names = target_grouping(config.target_grouping).part_names
-    out = comparison_figure(samples[0], samples[1], distances, part_names, config.prompt_grouping, args.out)
-    print(f"figure -> {out}")
+    figure = comparison_figure(samples[0], samples[1], distances, part_names, config.prompt_grouping, out)
+    print(f"figure -> {figure}")
     return 0
 
 
@@ -128,16 +176,16 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from kpr.checkpoint import load_checkpoint
     from kpr.checkpoint.kpr_format import save_kpr_checkpoint
 
-    ckpt = load_checkpoint(args.source, semantic_weight=args.semantic_weight)
-    out = save_kpr_checkpoint(args.out, ckpt.config, ckpt.state_dict, ckpt.metadata)
-    print(f"converted {args.source} -> {out}")
+    ckpt = load_checkpoint(args.checkpoint, semantic_weight=args.semantic_weight)
+    out = save_kpr_checkpoint(args.out, ckpt.config, ckpt.state_dict, ckpt.metadata, overwrite=args.overwrite)
+    print(f"converted {args.checkpoint} -> {out}")
     return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from kpr.checkpoint import load_checkpoint
+    from kpr.checkpoint import inspect_checkpoint
 
-    ckpt = load_checkpoint(args.checkpoint)
+    ckpt = inspect_checkpoint(args.checkpoint)
     c = ckpt.config
     params = sum(t.numel() for t in ckpt.state_dict.values() if t.is_floating_point())
     rows = [
@@ -147,7 +195,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         ("semantic weight", c.backbone.semantic_weight),
         ("image size (H×W)", f"{c.image_size[0]}×{c.image_size[1]}"),
         ("normalisation", f"mean {c.pixel_mean} std {c.pixel_std}"),
-        ("prompt grouping", f"{c.prompt_grouping} ({c.prompt_channels} channels)"),
+        ("prompt grouping", f"{c.prompt_grouping} ({c.prompt_channels} channels: background "
+                            f"{'yes' if c.prompt_background else 'no'}, negatives {'yes' if c.prompt_negatives else 'no'})"),
         ("parts (K)", f"{c.num_parts} ({c.target_grouping})"),
         ("cameras (SIE)", c.num_cameras),
         ("identity classes", c.num_classes),
@@ -180,28 +229,35 @@ def cmd_eval(args: argparse.Namespace) -> int:
     import json
 
     from kpr.checkpoint import load_model
-    from kpr.data.datasets import build_dataset
+    from kpr.devices import resolve_device
     from kpr.engine.config import load_train_config
-    from kpr.engine.evaluate import evaluate
-    from kpr.engine.trainer import data_config_for, results_table
+    from kpr.engine.evaluate import eval_dataset_for, evaluate
+    from kpr.engine.trainer import results_table
     from kpr.io_utils import write_text_atomic
     from kpr.recipes import resolve_recipe
-    from kpr.predictor import resolve_device
 
-    config = load_train_config(resolve_recipe(args.config) if args.config else None, args.overrides)
-    ds = config.dataset
-    dataset = build_dataset(ds.eval_name or ds.name, root=Path(ds.eval_root or ds.root).expanduser(), **(ds.eval_options or ds.options))
-    model = load_model(args.checkpoint, device=resolve_device(args.device))
-    data_config = data_config_for(config, model)
-    modes = ["keypoints", "empty"] if args.prompts == "both" else [args.prompts]
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise KPRError(f"--out {out}: is a file; expected a directory")
+    if (out / "results.json").exists() and not args.overwrite:
+        raise KPRError(f"--out {out}: holds results.json already (pass --overwrite to replace it)")
+    shorthands = [f"dataset.eval_name={args.dataset}"] if args.dataset else []
+    shorthands += [f"dataset.eval_root={args.root}"] if args.root else []
+    config = load_train_config(resolve_recipe(args.config) if args.config else None, [*args.overrides, *shorthands])
+    if not args.config and not shorthands and not any(o.startswith("dataset.") for o in args.overrides):
+        raise KPRError("which dataset? pass --dataset NAME --root DIR, dataset.* overrides, or --config RECIPE")
+    dataset = eval_dataset_for(config.dataset)
+    device = resolve_device(args.device)
+    model = load_model(args.checkpoint, device=device)
+    mode = args.prompts or config.eval.prompts
+    modes = ["keypoints", "empty"] if mode == "both" else [mode]
     summaries = {}
     for mode in modes:
-        result = evaluate(model, dataset, data_config, prompt_mode=mode, batch_size=config.eval.batch_size,
+        result = evaluate(model, dataset, prompt_mode=mode, batch_size=args.batch_size or config.eval.batch_size,
                           max_rank=config.eval.max_rank, protocol=config.eval.protocol, progress=True,
-                          use_cameras=model.camera_embedding is not None, visualize=config.eval.visualize,
-                          topk_visualize=config.eval.topk_visualize, vis_dir=out / "rankings" / mode,
-                          rerank=config.eval.rerank)
+                          use_cameras=model.camera_embedding is not None, precision=args.precision,
+                          visualize=config.eval.visualize, topk_visualize=config.eval.topk_visualize,
+                          vis_dir=out / "rankings" / mode, rerank=config.eval.rerank)
         summaries[mode] = result.summary()
     print(results_table(summaries))
     write_text_atomic(out / "results.json", json.dumps({"checkpoint": str(args.checkpoint), "dataset": dataset.name,
@@ -217,12 +273,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_inference_options(parser: argparse.ArgumentParser) -> None:
+def _add_model_options(parser: argparse.ArgumentParser, batch_size: int | None = 32) -> None:
     parser.add_argument("--checkpoint", required=True, help="official .pth.tar or kpr checkpoint directory")
-    parser.add_argument("--keypoints", help="directory of keypoint JSON files (official format, same stem as the image)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: best available)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N, mps (default: best available)")
     parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
+    parser.add_argument("--batch-size", type=int, default=batch_size,
+                        help="crops per forward pass" + ("" if batch_size else " (default: the recipe's eval.batch_size)"))
+
+
+def _add_overwrite(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--overwrite", action="store_true", help=f"replace {what}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -234,25 +294,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     embed = sub.add_parser("embed", help="embed person crops into part embeddings (.npz)")
     embed.add_argument("--images", nargs="+", required=True, help="image files and/or directories")
-    embed.add_argument("--out", required=True, help="output .npz (embeddings, visibility, prompted, names)")
-    _add_inference_options(embed)
+    embed.add_argument("--keypoints", help="directory of keypoint JSON files (official format, same stem as the "
+                                           "image), or 'auto' to prompt every crop from the pose estimator")
+    embed.add_argument("--estimator", default=None,
+                       help="pose estimator for crops without a keypoint file (default with --keypoints auto: mediapipe)")
+    embed.add_argument("--out", required=True, help="output .npz file (embeddings, visibility, prompted, names)")
+    embed.add_argument("--on-error", choices=("stop", "skip"), default="stop",
+                       help="skip: leave out unreadable images or bad keypoint files and report them")
+    _add_model_options(embed)
+    _add_overwrite(embed, "an existing --out file")
     embed.set_defaults(func=cmd_embed)
 
     compare = sub.add_parser("compare", help="distance matrix between two groups of crops, with a figure")
     compare.add_argument("--group1", nargs="+", required=True)
     compare.add_argument("--group2", nargs="+", required=True)
-    compare.add_argument("--out", default="compare.png", help="figure path (PNG)")
-    _add_inference_options(compare)
+    compare.add_argument("--keypoints", help="directory of keypoint JSON files")
+    compare.add_argument("--out", default="compare.png", help="figure file (.png)")
+    _add_model_options(compare)
+    _add_overwrite(compare, "an existing --out file")
     compare.set_defaults(func=cmd_compare)
 
     convert = sub.add_parser("convert", help="official .pth.tar -> kpr checkpoint directory (safetensors + JSON)")
-    convert.add_argument("source")
-    convert.add_argument("out")
+    convert.add_argument("--checkpoint", required=True, help="official .pth.tar (or a kpr checkpoint directory)")
+    convert.add_argument("--out", required=True, help="kpr checkpoint directory to create")
     convert.add_argument("--semantic-weight", type=float, default=None, help="SOLIDER semantic weight override")
+    convert.add_argument("--overwrite", action="store_true",
+                         help="replace a file at --out (a previous kpr checkpoint is always replaced; "
+                              "a directory holding other files is always refused)")
     convert.set_defaults(func=cmd_convert)
 
-    info = sub.add_parser("info", help="describe a checkpoint")
-    info.add_argument("checkpoint")
+    info = sub.add_parser("info", help="describe a checkpoint (and check that it loads)")
+    info.add_argument("--checkpoint", required=True)
     info.set_defaults(func=cmd_info)
 
     train = sub.add_parser("train", help="train from a recipe: kpr train --config RECIPE [key=value ...]")
@@ -263,34 +335,56 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("eval", help="evaluate a kpr or official checkpoint on a dataset")
-    evaluate.add_argument("--checkpoint", required=True)
-    evaluate.add_argument("--config", help="recipe naming the dataset (YAML or shipped name)")
-    evaluate.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. dataset.root=/data")
-    evaluate.add_argument("--prompts", choices=("keypoints", "empty", "both"), default="both")
-    evaluate.add_argument("--out", default="runs/eval")
-    evaluate.add_argument("--device", default=None)
+    evaluate.add_argument("--config", help="recipe naming the dataset (optional: YAML or shipped name)")
+    evaluate.add_argument("--dataset", help="registered dataset name to evaluate on (e.g. market1501, synthetic)")
+    evaluate.add_argument("--root", help="that dataset's root directory")
+    evaluate.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. dataset.eval_options.x=1")
+    evaluate.add_argument("--prompts", choices=("keypoints", "empty", "both"), default=None,
+                          help="default: the recipe's eval.prompts")
+    evaluate.add_argument("--out", default="runs/eval", help="output directory (results.json, rankings/)")
+    _add_model_options(evaluate, batch_size=None)
+    _add_overwrite(evaluate, "results.json in --out")
     evaluate.set_defaults(func=cmd_eval)
 
     demo = sub.add_parser("demo", help="train and evaluate KPR vs no prompt on the synthetic benchmark (CPU)")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--out", default="runs/demo")
+    demo.add_argument("--out", default="runs/demo", help="output directory")
     demo.add_argument("overrides", nargs="*", help="recipe overrides applied to both trainings, e.g. optim.epochs=2")
     demo.set_defaults(func=cmd_demo)
 
-    from kpr.cli_synth import add_synth_parser, run_synth
+    from kpr.pose.cli import add_annotate_parser
+    from kpr.synthetic.cli import add_synth_parser, run_synth
 
     add_synth_parser(sub).set_defaults(func=run_synth)
+    add_annotate_parser(sub)
     return parser
+
+
+def _warn_one_line(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    print(f"kpr: warning: {message}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     args = build_parser().parse_args(argv)
+    warnings.showwarning = _warn_one_line
     try:
         return int(args.func(args) or 0)
     except KPRError as exc:
         print(f"kpr {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"kpr {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print(f"kpr {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug: still one line, with a way to get the traceback
+        if os.environ.get("KPR_DEBUG"):
+            raise
+        print(f"kpr {args.command}: internal error: {type(exc).__name__}: {exc} "
+              "(set KPR_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

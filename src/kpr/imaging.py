@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Union
 
@@ -16,16 +17,77 @@ from kpr.errors import ImageReadError
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
 
+DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
+"""Largest image kpr decodes (≈ 8K video frames fit); ``KPR_MAX_IMAGE_PIXELS`` overrides it. A
+small compressed file can expand to gigabytes: the size is read from the header first."""
+
+
+def max_image_pixels() -> int:
+    raw = os.environ.get("KPR_MAX_IMAGE_PIXELS")
+    if raw is None:
+        return DEFAULT_MAX_IMAGE_PIXELS
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImageReadError(f"KPR_MAX_IMAGE_PIXELS: expected an integer, got {raw!r}") from None
+    if value < 1:
+        raise ImageReadError(f"KPR_MAX_IMAGE_PIXELS: expected a positive integer, got {value}")
+    return value
+
+
+def check_image_size(width: int, height: int, name: str) -> None:
+    """Refuse images above :func:`max_image_pixels` before anything is decoded or allocated."""
+    limit = max_image_pixels()
+    if width * height > limit:
+        raise ImageReadError(
+            f"{name}: image is {width}×{height} ({width * height:,} pixels), above kpr's limit of "
+            f"{limit:,} (set KPR_MAX_IMAGE_PIXELS to raise it)"
+        )
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """(W, H) from the file header without decoding, or None if PIL does not know the format."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except Image.DecompressionBombError:
+        pil_limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        if max_image_pixels() > pil_limit:
+            return None  # the user allows more than PIL does: OpenCV decodes, then we check
+        raise ImageReadError(
+            f"{path}: image too large: more than {pil_limit:,} pixels, above kpr's limit of "
+            f"{max_image_pixels():,} (set KPR_MAX_IMAGE_PIXELS to raise it)"
+        ) from None
+    except (OSError, ValueError, SyntaxError):
+        return None
+
 
 def read_rgb(path: str | os.PathLike) -> NDArray[np.uint8]:
-    """Decode an image file to RGB uint8 [H, W, 3]; a missing or corrupt file raises ImageReadError."""
+    """Decode an image file to RGB uint8 [H, W, 3].
+
+    Raises
+    ------
+    ImageReadError
+        If the file is missing, corrupt, of an unsupported format, or larger than
+        :func:`max_image_pixels`.
+    """
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(f"{path}: image file not found")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        size = _header_size(path)
+    if size is not None:
+        check_image_size(*size, str(path))
     data = np.fromfile(path, dtype=np.uint8)
-    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    try:
+        bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    except cv2.error as exc:
+        reason = str(exc).strip().splitlines()[-1]
+        raise ImageReadError(f"{path}: OpenCV cannot decode this image ({reason})") from None
     if bgr is None:
         raise ImageReadError(f"{path}: not a decodable image (corrupt or unsupported format)")
+    check_image_size(bgr.shape[1], bgr.shape[0], str(path))
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
@@ -34,6 +96,7 @@ def to_rgb_array(image: ImageLike, name: str = "image") -> NDArray[np.uint8]:
     if isinstance(image, (str, os.PathLike)):
         return read_rgb(image)
     if isinstance(image, Image.Image):
+        check_image_size(image.width, image.height, name)
         return np.asarray(image.convert("RGB"))
     if isinstance(image, np.ndarray):
         if image.ndim == 2:
@@ -42,6 +105,7 @@ def to_rgb_array(image: ImageLike, name: str = "image") -> NDArray[np.uint8]:
             raise ImageReadError(f"{name}: expected an RGB array [H, W, 3], got shape {list(image.shape)}")
         if image.dtype != np.uint8:
             raise ImageReadError(f"{name}: expected dtype uint8, got {image.dtype}")
+        check_image_size(image.shape[1], image.shape[0], name)
         return np.ascontiguousarray(image)
     raise ImageReadError(f"{name}: unsupported image type {type(image).__name__}")
 

@@ -1,37 +1,51 @@
-"""``KPRPredictor``: the model wrapped for users — images of any size in, embeddings out.
+"""Where a person crop and its prompt become model inputs and embeddings — for every caller.
+
+:class:`CropTransform` turns one RGB crop and its keypoints into the model's input image and prompt
+heatmaps (the official test-time preprocessing); :class:`KPRPredictor` batches prepared crops
+through the model into :class:`Embeddings`. The CLI, the evaluator and the library API all embed
+through these two, so a crop is embedded the same way wherever it comes from.
 
 Example
 -------
 >>> predictor = KPRPredictor.from_pretrained("kpr_occ_posetrack.pth.tar")   # doctest: +SKIP
->>> a = predictor.embed(["q.jpg"], keypoints=["q.json"])                       # doctest: +SKIP
->>> b = predictor.embed(["g1.jpg", "g2.jpg"])                                  # doctest: +SKIP
->>> predictor.distance(a, b)                                                   # doctest: +SKIP
+>>> a = predictor.embed("q.jpg", keypoints="q.json")                         # doctest: +SKIP
+>>> b = predictor.embed(["g1.jpg", "g2.jpg"])                                # doctest: +SKIP
+>>> predictor.distance(a, b)                                                 # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Union
 
 import numpy as np
 import torch
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 from PIL import Image
 
 from kpr.checkpoint import load_model
-from kpr.errors import KPRError
+from kpr.devices import resolve_device
+from kpr.errors import KeypointFormatError, KPRError
 from kpr.imaging import ImageLike, preprocess, to_rgb_array
-from kpr.keypoints.io import read_keypoints_file, validate_keypoints
-from kpr.keypoints.prompts import build_prompt
+from kpr.keypoints.io import Skeletons, read_keypoints_file, validate_keypoints
+from kpr.keypoints.prompts import VISIBILITY_THRESHOLD, build_prompt
+from kpr.modeling.config import KPRConfig
 from kpr.modeling.kpr import KPR
 from kpr.retrieval.distance import l2_normalize, part_distance
 
-KeypointsLike = Union[None, str, os.PathLike, ArrayLike]
+KeypointsLike = Union[None, str, os.PathLike, Skeletons, ArrayLike]
+"""A target [17, 3] array, an official keypoint JSON path, or :class:`Skeletons`; None = no prompt."""
 Precision = Literal["float32", "bfloat16"]
+OnError = Literal["raise", "skip"]
+
+
+class PromptWarning(UserWarning):
+    """Keypoints were given for a crop but none of them can be drawn into its prompt."""
 
 
 @dataclass(frozen=True)
@@ -41,41 +55,148 @@ class Embeddings:
     Attributes
     ----------
     embeddings:
-        [N, 1+K, D] L2-normalised per slot: slot 0 = foreground, slots 1..K = body parts.
+        [N, 1+K, D] float32, L2-normalised per slot: slot 0 = foreground, slots 1..K = parts.
     visibility:
         [N, 1+K] bool (binary models) or float visibility scores.
-    part_masks:
-        [N, K+1, Hf, Wf] part attention maps (channel 0 = background).
     prompted:
         [N] bool, whether each crop had a non-empty prompt.
+    part_masks:
+        [N, K+1, Hf, Wf] part attention maps (channel 0 = background), only when asked for
+        (``part_masks=True``): ~70 KB per crop at 384×128, so they are not kept by default.
     """
 
     embeddings: torch.Tensor
     visibility: torch.Tensor
-    part_masks: torch.Tensor
     prompted: torch.Tensor
+    part_masks: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.embeddings.shape[0]
 
+    def __getitem__(self, index: int | slice | Sequence[int] | torch.Tensor) -> Embeddings:
+        """The embeddings of a subset of the crops (an int keeps the batch dimension)."""
+        if isinstance(index, int):
+            index = slice(index, index + 1 if index != -1 else None)
+        elif not isinstance(index, slice):
+            index = torch.as_tensor(index, dtype=torch.long)
+        masks = None if self.part_masks is None else self.part_masks[index]
+        return Embeddings(self.embeddings[index], self.visibility[index], self.prompted[index], masks)
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None``/``"auto"`` → CUDA if available, else MPS, else CPU."""
-    if device is None or device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(device)
+    @staticmethod
+    def cat(parts: Sequence[Embeddings]) -> Embeddings:
+        """Concatenate along N; part masks are kept only if every part has them."""
+        if not parts:
+            raise KPRError("Embeddings.cat: nothing to concatenate")
+        masks = None
+        if all(p.part_masks is not None for p in parts):
+            masks = torch.cat([p.part_masks for p in parts])  # type: ignore[misc]
+        return Embeddings(
+            torch.cat([p.embeddings for p in parts]),
+            torch.cat([p.visibility for p in parts]),
+            torch.cat([p.prompted for p in parts]),
+            masks,
+        )
 
 
-def _per_image(value: Sequence | None, n: int, name: str) -> list:
+@dataclass(frozen=True, eq=False)
+class PreparedCrop:
+    """One crop ready for the model: ``image`` [3, H, W] normalised float32, ``prompt``
+    [Cp, H, W] float32 heatmaps, ``prompted`` whether any keypoint was drawn."""
+
+    image: torch.Tensor
+    prompt: torch.Tensor
+    prompted: bool
+
+
+@dataclass(frozen=True, eq=False)
+class EmbeddedChunk:
+    """What :meth:`KPRPredictor.embed_iter` yields per batch: the input positions embedded,
+    their embeddings (same order), and the crops skipped under ``on_error="skip"``."""
+
+    indices: tuple[int, ...]
+    embeddings: Embeddings | None
+    skipped: tuple[tuple[int, str], ...] = ()
+
+
+class CropTransform:
+    """An RGB crop of any size and its keypoints → model inputs at ``config.image_size``.
+
+    The official test-time preprocessing: OpenCV bilinear resize to (H, W) (aspect ratio not
+    kept), (x / 255 − mean) / std, and prompt heatmaps of the keypoints scaled into the resized
+    frame (points with confidence ≤ 0.3 or outside the crop are not drawn).
+    """
+
+    def __init__(self, config: KPRConfig):
+        self.config = config
+
+    def __call__(
+        self,
+        rgb: NDArray[np.uint8],
+        target: NDArray[np.float64] | None = None,
+        negatives: NDArray[np.float64] | None = None,
+        name: str = "image",
+    ) -> PreparedCrop:
+        """Prepare one crop.
+
+        Parameters
+        ----------
+        rgb:
+            [H0, W0, 3] uint8 RGB.
+        target, negatives:
+            [17, 3] and [M, 17, 3] (x, y, confidence) in the crop's pixels, or None.
+        name:
+            How to name the crop in error messages (its file, usually).
+        """
+        c = self.config
+        _check_pixel_coordinates(target, negatives, rgb.shape[:2], name)
+        prompt = build_prompt(
+            target, negatives, c.prompt_grouping, c.image_size, rgb.shape[:2],
+            with_negatives=c.prompt_negatives, with_background=c.prompt_background,
+        )
+        drawn = prompt[1:] if c.prompt_background else prompt
+        image = preprocess(rgb, c.image_size, c.pixel_mean, c.pixel_std)
+        return PreparedCrop(image, torch.from_numpy(prompt.astype(np.float32)), bool(drawn.any()))
+
+
+def _check_pixel_coordinates(
+    target: NDArray[np.float64] | None, negatives: NDArray[np.float64] | None, hw: tuple[int, int], name: str
+) -> None:
+    """Refuse keypoints given in normalised [0, 1] coordinates: they would all be drawn in the
+    top-left pixel of any crop bigger than a few pixels."""
+    if target is None or min(hw) < 8:
+        return
+    shown = target[target[:, 2] > VISIBILITY_THRESHOLD]
+    if len(shown) >= 2 and float(np.abs(shown[:, :2]).max()) <= 1.0:
+        raise KeypointFormatError(
+            f"{name}: keypoints look normalised to [0, 1] (every visible point within 1 px of the "
+            f"corner of a {hw[1]}×{hw[0]} crop); give (x, y) in the crop's pixels"
+        )
+
+
+def _as_list(value: object, n: int, name: str) -> list:
     if value is None:
         return [None] * n
+    if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
+        raise KPRError(f"{name}: expected one entry per image (a list of {n}), got {type(value).__name__}")
     if len(value) != n:
         raise KPRError(f"{name}: expected one entry per image ({n}), got {len(value)}")
     return list(value)
+
+
+def _wrap_single(value: object) -> list | None:
+    """A single image's keypoints / negatives / camera → a one-entry per-image list. A list of one
+    non-number is taken as already per-image (for negatives both readings give the same M = 1)."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)) and len(value) == 1 and not isinstance(value[0], (int, float)):
+        return list(value)
+    return [value]
+
+
+def _is_single_image(images: object) -> bool:
+    return isinstance(images, (str, os.PathLike, Image.Image)) or (
+        isinstance(images, np.ndarray) and images.ndim in (2, 3) and (images.ndim == 2 or images.shape[2] == 3)
+    )
 
 
 class KPRPredictor:
@@ -89,7 +210,7 @@ class KPRPredictor:
         Where to run (default: best available).
     precision:
         ``"float32"`` (default, matches the official outputs) or ``"bfloat16"`` autocast
-        (faster on recent CPUs/GPUs; see docs/performance.md for its measured deviation).
+        (see docs/performance.md: faster only on CPUs with native bf16).
     """
 
     def __init__(self, model: KPR, device: str | torch.device | None = None, precision: Precision = "float32"):
@@ -98,7 +219,8 @@ class KPRPredictor:
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.precision = precision
-        self.config = model.config
+        self.config: KPRConfig = model.config
+        self.transform = CropTransform(model.config)
 
     @classmethod
     def from_pretrained(
@@ -109,82 +231,167 @@ class KPRPredictor:
         semantic_weight: float | None = None,
     ) -> KPRPredictor:
         """Load an official ``.pth.tar`` or a kpr checkpoint directory."""
-        return cls(load_model(path, semantic_weight=semantic_weight), device, precision)
+        resolved = resolve_device(device)  # refuse a bad device before reading a large file
+        return cls(load_model(path, semantic_weight=semantic_weight), resolved, precision)
 
     def prepare(
-        self, image: ImageLike, keypoints: KeypointsLike = None, negative_keypoints: ArrayLike | None = None, name: str = "image"
-    ) -> tuple[torch.Tensor, torch.Tensor, bool]:
-        """One crop → (image [3, H, W], prompt [Cp, H, W], has_prompt).
+        self,
+        image: ImageLike,
+        keypoints: KeypointsLike = None,
+        negative_keypoints: ArrayLike | None = None,
+        name: str | None = None,
+    ) -> PreparedCrop:
+        """One crop and its optional prompt → :class:`PreparedCrop`.
 
-        ``keypoints`` is the target's [17, 3] (x, y, c) in the crop's pixels, or a path to an official
-        keypoint JSON (its target and negatives are used). ``negative_keypoints`` is [M, 17, 3].
+        ``keypoints``: the target's [17, 3] (x, y, c) in the crop's pixels, :class:`Skeletons`, or
+        an official keypoint JSON path (its target and negatives are used). ``negative_keypoints``:
+        [M, 17, 3] other people; when given, they replace the negatives of a file or Skeletons.
         """
+        if name is None:
+            name = str(image) if isinstance(image, (str, os.PathLike)) else "image"
         rgb = to_rgb_array(image, name)
-        negatives = None if negative_keypoints is None else validate_keypoints(negative_keypoints, f"{name}: negative_keypoints")
+        negatives = None
+        if negative_keypoints is not None:
+            negatives = validate_keypoints(negative_keypoints, f"{name}: negative_keypoints").reshape(-1, 17, 3)
+        target = None
         if isinstance(keypoints, (str, os.PathLike)):
-            skeletons = read_keypoints_file(keypoints)
-            target = skeletons.target
-            if negatives is None:
-                negatives = skeletons.negatives
-        else:
-            target = None if keypoints is None else validate_keypoints(keypoints, f"{name}: keypoints")
-        size = self.config.image_size
-        prompt = build_prompt(target, negatives, self.config.prompt_grouping, size, rgb.shape[:2],
-                              with_negatives=self.config.prompt_negatives)
-        has_prompt = bool(prompt[1:].any())
-        image_t = preprocess(rgb, size, self.config.pixel_mean, self.config.pixel_std)
-        return image_t, torch.from_numpy(prompt).float(), has_prompt
+            keypoints = read_keypoints_file(keypoints)
+        if isinstance(keypoints, Skeletons):
+            target = keypoints.target
+            negatives = keypoints.negatives if negatives is None else negatives
+        elif keypoints is not None:
+            target = validate_keypoints(keypoints, f"{name}: keypoints")
+            if target.ndim != 2:
+                raise KeypointFormatError(f"{name}: keypoints: expected shape [17, 3], got {list(target.shape)}")
+        return self.transform(rgb, target, negatives, name)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.precision == "bfloat16":
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
-    def embed(
+    @torch.inference_mode()
+    def embed_batch(
+        self,
+        images: torch.Tensor,
+        prompts: torch.Tensor,
+        cameras: torch.Tensor | None = None,
+        *,
+        prompted: torch.Tensor | None = None,
+        part_masks: bool = False,
+    ) -> Embeddings:
+        """Run the model on prepared inputs: images [N, 3, H, W], prompts [N, Cp, H, W], cameras [N].
+
+        ``prompted`` [N] bool defaults to "any prompt channel but the background is non-zero".
+        """
+        if prompted is None:
+            drawn = prompts[:, 1:] if self.config.prompt_background else prompts
+            prompted = drawn.flatten(1).any(dim=1)
+        cams = None if cameras is None else cameras.to(self.device)
+        with self._autocast():
+            out = self.model(images.to(self.device), prompts.to(self.device), cams)
+        return Embeddings(
+            l2_normalize(out.embeddings.float()).cpu(),
+            out.visibility.cpu(),
+            prompted.cpu().bool(),
+            out.part_masks.float().cpu() if part_masks else None,
+        )
+
+    def embed_iter(
         self,
         images: Sequence[ImageLike],
         keypoints: Sequence[KeypointsLike] | None = None,
         negative_keypoints: Sequence[ArrayLike | None] | None = None,
         cameras: Sequence[int] | None = None,
+        *,
         batch_size: int = 32,
+        part_masks: bool = False,
+        on_error: OnError = "raise",
         progress: bool = False,
-    ) -> Embeddings:
-        """Embed crops; prompts are optional per image (``None`` → the empty prompt)."""
-        if isinstance(images, (str, os.PathLike, Image.Image)) or (isinstance(images, np.ndarray) and images.ndim == 3):
-            images = [images]
+    ) -> Iterator[EmbeddedChunk]:
+        """Embed crops batch by batch (bounded memory for any number of crops).
+
+        ``on_error="skip"``: a crop whose image or keypoints cannot be used is left out and
+        reported in :attr:`EmbeddedChunk.skipped` as (position, message) instead of raising.
+        """
+        if _is_single_image(images):
+            images = [images]  # type: ignore[list-item]
+            keypoints, negative_keypoints, cameras = (
+                _wrap_single(v) for v in (keypoints, negative_keypoints, cameras)
+            )
         n = len(images)
         if n == 0:
             raise KPRError("images: nothing to embed")
         if batch_size < 1:
             raise KPRError(f"batch_size: must be >= 1, got {batch_size}")
-        kps = _per_image(keypoints, n, "keypoints")
-        negs = _per_image(negative_keypoints, n, "negative_keypoints")
-        cams = None if cameras is None else torch.as_tensor(_per_image(cameras, n, "cameras"), dtype=torch.long)
+        if on_error not in ("raise", "skip"):
+            raise KPRError(f"on_error: expected 'raise' or 'skip', got {on_error!r}")
+        kps = _as_list(keypoints, n, "keypoints")
+        negs = _as_list(negative_keypoints, n, "negative_keypoints")
+        cams = _as_list(cameras, n, "cameras")
         names = [str(img) if isinstance(img, (str, os.PathLike)) else f"images[{i}]" for i, img in enumerate(images)]
-
-        chunks = range(0, n, batch_size)
+        starts = range(0, n, batch_size)
         if progress:
             from tqdm.auto import tqdm
 
-            chunks = tqdm(chunks, desc="embedding", unit="batch")
-        parts: list[tuple[torch.Tensor, ...]] = []
-        for start in chunks:
-            stop = min(start + batch_size, n)
-            prepared = [self.prepare(images[i], kps[i], negs[i], names[i]) for i in range(start, stop)]
-            batch = torch.stack([p[0] for p in prepared]).to(self.device)
-            prompts = torch.stack([p[1] for p in prepared]).to(self.device)
-            batch_cams = None if cams is None else cams[start:stop].to(self.device)
-            with torch.inference_mode(), self._autocast():
-                out = self.model(batch, prompts, batch_cams)
-            parts.append(
-                (
-                    l2_normalize(out.embeddings.float()).cpu(),
-                    out.visibility.cpu(),
-                    out.part_masks.float().cpu(),
-                    torch.tensor([p[2] for p in prepared]),
+            starts = tqdm(starts, desc="embedding", unit="batch")
+        unusable: list[str] = []
+        for start in starts:
+            kept, prepared, skipped = [], [], []
+            for i in range(start, min(start + batch_size, n)):
+                try:
+                    crop = self.prepare(images[i], kps[i], negs[i], names[i])
+                except KPRError as exc:
+                    if on_error == "raise":
+                        raise
+                    skipped.append((i, str(exc)))
+                    continue
+                if kps[i] is not None and not crop.prompted:
+                    unusable.append(str(kps[i]) if isinstance(kps[i], (str, os.PathLike)) else names[i])
+                kept.append(i)
+                prepared.append(crop)
+            embedded = None
+            if prepared:
+                batch_cams = None
+                if cameras is not None:
+                    batch_cams = torch.as_tensor([cams[i] for i in kept], dtype=torch.long)
+                embedded = self.embed_batch(
+                    torch.stack([p.image for p in prepared]),
+                    torch.stack([p.prompt for p in prepared]),
+                    batch_cams,
+                    prompted=torch.tensor([p.prompted for p in prepared]),
+                    part_masks=part_masks,
                 )
+            yield EmbeddedChunk(tuple(kept), embedded, tuple(skipped))
+        if unusable:
+            shown = ", ".join(unusable[:5]) + (" …" if len(unusable) > 5 else "")
+            warnings.warn(
+                f"{len(unusable)} crop(s) have keypoints but none above confidence {VISIBILITY_THRESHOLD} "
+                f"inside the crop, so they were embedded without prompt: {shown}",
+                PromptWarning,
+                stacklevel=2,
             )
-        return Embeddings(*(torch.cat(t) for t in zip(*parts)))
+
+    def embed(
+        self,
+        images: ImageLike | Sequence[ImageLike],
+        keypoints: KeypointsLike | Sequence[KeypointsLike] | None = None,
+        negative_keypoints: ArrayLike | Sequence[ArrayLike | None] | None = None,
+        cameras: int | Sequence[int] | None = None,
+        *,
+        batch_size: int = 32,
+        part_masks: bool = False,
+        progress: bool = False,
+    ) -> Embeddings:
+        """Embed crops (one image or a list); prompts are optional per image (``None`` → empty).
+
+        A single image takes a single ``keypoints`` / ``negative_keypoints`` / ``cameras`` value.
+        """
+        chunks = [c.embeddings for c in self.embed_iter(
+            images, keypoints, negative_keypoints, cameras,  # type: ignore[arg-type]
+            batch_size=batch_size, part_masks=part_masks, progress=progress,
+        )]
+        return Embeddings.cat([c for c in chunks if c is not None])
 
     def distance(self, a: Embeddings, b: Embeddings, metric: Literal["euclidean", "cosine"] = "euclidean") -> torch.Tensor:
         """[Na, Nb] part-based distance: mean per-slot distance over slots visible in both crops.
@@ -192,3 +399,4 @@ class KPRPredictor:
         Euclidean distances of unit vectors lie in [0, 2] (the official demo divides by 2).
         """
         return part_distance(a.embeddings, b.embeddings, a.visibility, b.visibility, metric=metric)
+

@@ -1,6 +1,6 @@
 import pytest
 
-from kpr.data.synthetic import SyntheticConfig, generate_synthetic_dataset
+from kpr.synthetic import SyntheticConfig, generate_synthetic_dataset
 
 
 @pytest.fixture(scope="session")

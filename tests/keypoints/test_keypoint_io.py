@@ -46,11 +46,12 @@ def test_is_target_selects_the_target():
     assert s.target.dtype == np.float64 and s.num_negatives == 2
 
 
-def test_last_marked_target_wins():
+def test_two_targets_are_refused():
+    """docs/dataset_format.md: exactly one skeleton is the target (the official reader silently
+    took the last one)."""
     a, b, c = skeleton(1), skeleton(2), skeleton(3)
-    s = parse_keypoints_json([entry(a, is_target=True), entry(b), entry(c, is_target=True)])
-    np.testing.assert_array_equal(s.target, c)
-    np.testing.assert_array_equal(s.negatives, np.stack([a, b]))
+    with pytest.raises(KeypointFormatError, match=r"x.json: field 'is_target': exactly one .* got 2 of 3 \(skeletons \[0, 2\]\)"):
+        parse_keypoints_json([entry(a, is_target=True), entry(b), entry(c, is_target=True)], source="x.json")
 
 
 def test_without_is_target_the_first_is_the_target():
@@ -125,7 +126,7 @@ GOOD = json.dumps(entry(skeleton(1)))
         (nested_with(16, "[1.0, 2.0, NaN]"), r"point 16 \(right_ankle\) has a non-finite value"),
         (nested_with(12, "[1.0, 2.0, 1e999]"), r"point 12 \(right_hip\) has a non-finite value"),
         (nested_with(5, "[1.0, 2.0, -0.5]"),
-         r"skeleton 0 field 'keypoints': point 5 \(left_shoulder\) confidence is negative"),
+         r"skeleton 0 field 'keypoints': point 5 \(left_shoulder\) confidence is not in \[0, 1\]"),
         (nested_with(2, '[1.0, "2.0", 1.0]'),
          r"field 'keypoints': point 2 \(right_eye\) has a non-numeric value '2.0'"),
         (nested_with(7, "[1.0, 2.0, true]"),
@@ -139,9 +140,9 @@ GOOD = json.dumps(entry(skeleton(1)))
         (json.dumps([entry(skeleton(1), is_target=None)]),
          r"skeleton 0 field 'is_target': expected true or false, got None"),
         (json.dumps([entry(skeleton(1), is_target=False), entry(skeleton(2), is_target=False)]),
-         r"field 'is_target': no skeleton is marked true \(2 skeletons\)"),
+         r"field 'is_target': exactly one skeleton must be true, got 0 of 2"),
         (json.dumps([entry(skeleton(1)), entry(skeleton(2), is_target=False)]),
-         r"field 'is_target': no skeleton is marked true"),
+         r"field 'is_target': exactly one skeleton must be true, got 0"),
         (json.dumps([GOOD, 3]), r"skeleton 0: expected an object, got str"),
         (json.dumps([{"kps": []}]), r"skeleton 0: missing field 'keypoints'"),
         (json.dumps([{"keypoints": "1 2 3"}]),
@@ -189,7 +190,7 @@ def test_validate_keypoints_shapes_and_frame():
         (np.array([[[0.0, 0.0, 0.0]] * 17, [[1.0, np.inf, 1.0]] * 17]),
          r"^my_kps: skeleton 1 point 0 \(nose\) has a non-finite value"),
         (np.array([[1.0, 1.0, 1.0]] * 16 + [[1.0, 1.0, -1.0]]),
-         r"^my_kps: point 16 \(right_ankle\) confidence is negative"),
+         r"^my_kps: point 16 \(right_ankle\) confidence is not in \[0, 1\]"),
         ([["1", "2", "3"]] * 17, r"^my_kps: not a numeric keypoint array \(dtype <U1\)"),
         (np.ones((17, 3), bool), r"^my_kps: not a numeric keypoint array \(dtype bool\)"),
         ([[1, 2, 3]] * 16 + [[1, 2]], r"^my_kps: not a rectangular keypoint array"),
@@ -201,8 +202,16 @@ def test_validate_keypoints_errors(value, message):
 
 
 skeleton_arrays = arrays(np.float64, (17, 3), elements=st.floats(-1e4, 1e4)).map(
-    lambda a: np.concatenate([a[:, :2], np.abs(a[:, 2:])], axis=1)
+    lambda a: np.concatenate([a[:, :2], np.abs(a[:, 2:]) % 1.0], axis=1)
 )
+
+
+def test_confidence_above_one_is_refused_naming_the_file(tmp_path):
+    kps = skeleton(1)
+    kps[3, 2] = 5.0
+    path = write(tmp_path, json.dumps([entry(kps, is_target=True)]), "five.json")
+    with pytest.raises(KeypointFormatError, match=r"five.json: skeleton 0 field 'keypoints': point 3 \(left_ear\) confidence is not in \[0, 1\]: \(4.0, 2.75, 5.0\)"):
+        read_keypoints_file(path)
 
 
 @settings(max_examples=25, deadline=None)

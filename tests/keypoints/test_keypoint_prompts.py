@@ -247,6 +247,7 @@ def test_orig_hw_none_means_output_pixels():
 
 def test_inputs_are_not_modified():
     target = np.ones((17, 3)) * 3
+    target[:, 2] = 0.9
     before = target.copy()
     build_prompt(target, target[None], "cck8", (20, 10), (40, 30))
     rescale_keypoints(target, (40, 30), (20, 10))
@@ -256,6 +257,22 @@ def test_inputs_are_not_modified():
 def test_empty_prompt():
     p = empty_prompt(prompt_grouping("cck6"), (12, 8))
     assert p.shape == (8, 12, 8) and (p[0] == 1).all() and not p[1:].any()
+    no_background = empty_prompt("cck6", (12, 8), with_background=False)
+    assert no_background.shape == (7, 12, 8) and not no_background.any()
+    neither = empty_prompt("cck6", (12, 8), with_negatives=False, with_background=False)
+    assert neither.shape == (6, 12, 8) and not neither.any()
+
+
+def test_prompt_without_background_drops_channel_0_only():
+    target = np.zeros((17, 3))
+    target[0] = (5, 6, 1.0)
+    negative = np.zeros((1, 17, 3))
+    negative[0, 11] = (3, 15, 1.0)
+    full = build_prompt(target, negative, "cck6", (20, 10))
+    np.testing.assert_array_equal(build_prompt(target, negative, "cck6", (20, 10), with_background=False), full[1:])
+    np.testing.assert_array_equal(
+        build_prompt(target, negative, "cck6", (20, 10), with_negatives=False, with_background=False), full[2:])
+    assert full[1].max() == 1.0 and full[2:].max() == 1.0  # the negative and a part were drawn
 
 
 def test_keypoints_in_frame():

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from kpr.losses import GiLtLoss, LossWeights, part_averaged_distances, part_averaged_triplet_loss, part_prediction_loss
-from kpr.modeling.build import create_model
+from kpr.checkpoint import create_model
 
 
 def test_triplet_by_hand():

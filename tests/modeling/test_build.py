@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from kpr.errors import ConfigError, KPRError, PromptError
-from kpr.modeling.build import create_model, list_models, model_config
+from kpr.checkpoint import create_model
+from kpr.modeling.build import list_models, model_config
 
 
 def _count(model) -> int:

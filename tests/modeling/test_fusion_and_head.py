@@ -3,7 +3,8 @@ import torch
 import torch.nn.functional as F
 
 from kpr.errors import ConfigError
-from kpr.modeling.build import create_model, model_config
+from kpr.checkpoint import create_model
+from kpr.modeling.build import model_config
 from kpr.modeling.fusion import MultiStageFusion
 from kpr.modeling.part_head import PartHead, masked_average, part_visibility, weighted_pool
 

@@ -11,24 +11,23 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from kpr.checkpoint import load_pretrained_backbone
+from kpr.checkpoint.solider import (
+    convert_microsoft_swin_state_dict,
+    convert_official_state_dict,
+    convert_solider_pretrained_state_dict,
+)
 from kpr.errors import CheckpointError, ConfigError
 from kpr.modeling.backbones.solider_swin import (
     PatchMerging,
     SoliderSwin,
     WindowAttention,
-    convert_microsoft_swin_state_dict,
-    convert_official_state_dict,
-    convert_solider_pretrained_state_dict,
     relative_position_index,
     shift_window_mask,
 )
 
 TINY = {"embed_dim": 16, "depths": (2, 2, 2, 2), "num_heads": (1, 2, 4, 8)}
-FIXTURE_NAME = "model_B_solider_swin_market_seed0"
-FIXTURE_CANDIDATES = (
-    Path(__file__).resolve().parents[1] / "fixtures" / FIXTURE_NAME,
-    Path("/work/shared/spec/fixtures") / FIXTURE_NAME,
-)
+FIXTURE_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "model_B"
 OFFICIAL_PREFIX = "backbone_appearance_feature_extractor.model."
 # Microsoft concatenates the 2×2 neighbours as blocks in this (dy, dx) order.
 MICROSOFT_BLOCK_OF_OFFSET = {(0, 0): 0, (1, 0): 1, (0, 1): 2, (1, 1): 3}
@@ -41,10 +40,7 @@ def tiny(seed: int = 0, **kwargs: object) -> SoliderSwin:
 
 @pytest.fixture(scope="module")
 def fixture_dir() -> Path:
-    directory = next((d for d in FIXTURE_CANDIDATES if d.is_dir()), None)
-    if directory is None:
-        pytest.skip(f"fixture {FIXTURE_NAME} not available")
-    return directory
+    return FIXTURE_DIR
 
 
 @pytest.fixture(scope="module")
@@ -350,7 +346,7 @@ def test_load_pretrained_microsoft_file(tmp_path: Path) -> None:
     path = tmp_path / "swin_22k.pth"
     torch.save({"model": microsoft_file_from(source)}, path)
     model = tiny(seed=2)
-    report = model.load_pretrained(path)
+    report = load_pretrained_backbone(model, path)
     assert report.format == "microsoft"
     assert report.unexpected == () and report.resized == ()
     assert set(report.missing) == {f"norms.{i}.{p}" for i in range(4) for p in ("weight", "bias")}
@@ -364,7 +360,7 @@ def test_load_pretrained_resizes_bias_tables(tmp_path: Path) -> None:
     path = tmp_path / "swin_22k.pth"
     torch.save({"model": microsoft_file_from(tiny(seed=1))}, path)
     model = tiny(seed=2, window_size=5)
-    report = model.load_pretrained(path)
+    report = load_pretrained_backbone(model, path)
     assert len(report.resized) == 8
     assert not any("relative_position_index" in k for k in report.missing)
     assert model.stages[0].blocks[0].attn.relative_position_bias_table.shape == (81, 1)
@@ -381,7 +377,7 @@ def test_load_pretrained_solider_file(tmp_path: Path) -> None:
     student = {"module.backbone.x": torch.zeros(1)}
     torch.save({"teacher": teacher, "student": student, "args": argparse.Namespace(lr=0.1)}, path)
     model = tiny(seed=2, semantic_weight=0.2)
-    report = model.load_pretrained(path)
+    report = load_pretrained_backbone(model, path)
     assert (report.format, report.missing, report.unexpected) == ("solider", (), ())
     for key, value in source.state_dict().items():
         assert torch.equal(model.state_dict()[key], value), key
@@ -411,17 +407,17 @@ def test_load_pretrained_native_safetensors_and_errors(tmp_path: Path) -> None:
     path = tmp_path / "backbone.safetensors"
     save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(path))
     model = tiny(seed=2)
-    report = model.load_pretrained(path)
+    report = load_pretrained_backbone(model, path)
     assert (report.format, report.missing, report.unexpected) == ("native", (), ())
     assert report.loaded == len(source.state_dict())
 
     with pytest.raises(CheckpointError, match="missing.pth"):
-        model.load_pretrained(tmp_path / "missing.pth")
+        load_pretrained_backbone(model, tmp_path / "missing.pth")
     unrelated = tmp_path / "unrelated.pth"
     torch.save({"state_dict": {"fc.weight": torch.zeros(2, 2)}}, unrelated)
     with pytest.raises(CheckpointError, match="unrelated.pth"):
-        model.load_pretrained(unrelated)
+        load_pretrained_backbone(model, unrelated)
     wrong = tmp_path / "wrong_width.pth"
     torch.save({"model": microsoft_file_from(tiny(embed_dim=32, num_heads=(1, 2, 4, 8)))}, wrong)
     with pytest.raises(CheckpointError, match="wrong_width.pth.*patch_embed"):
-        model.load_pretrained(wrong)
+        load_pretrained_backbone(model, wrong)

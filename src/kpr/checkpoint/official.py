@@ -2,17 +2,12 @@
 
 Official ``*.pth.tar`` files are torch pickles holding a ``state_dict`` (keys prefixed ``module.``,
 storages tagged ``cuda:0``), training metrics as numpy scalars and the training config as a pickled
-``yacs.config.CfgNode``. They are read with ``torch.load(weights_only=True)`` and an allowlist of
-exactly the globals those files reference: yacs' ``CfgNode`` is mapped onto ``OrderedDict`` (it is a
-dict subclass whose extra state is plain data), so neither yacs nor any other code is imported or run.
-Anything outside the allowlist is refused before it executes.
+``yacs.config.CfgNode``. They are read by :func:`kpr.checkpoint.weight_files.safe_torch_load`, which
+maps ``CfgNode`` onto a plain dict and never imports yacs or runs code from the file.
 """
 
 from __future__ import annotations
 
-import collections
-import pickle
-import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,51 +15,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.serialization import safe_globals
 
+from kpr.checkpoint.weight_files import safe_torch_load, strip_module
 from kpr.errors import CheckpointError
-
-_NUMPY_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "float16", "float32", "float64")
-
-
-def _allowed_globals() -> list[Any]:
-    scalar = np._core.multiarray.scalar  # numpy >= 2 location of the scalar reconstructor
-    return [
-        (collections.OrderedDict, "yacs.config.CfgNode"),
-        (scalar, "numpy.core.multiarray.scalar"),
-        (scalar, "numpy._core.multiarray.scalar"),
-        np.dtype,
-        *(type(np.dtype(name)) for name in _NUMPY_DTYPES),
-    ]
-
-
-def safe_torch_load(path: str | Path) -> Any:
-    """``torch.load`` a file with ``weights_only=True``, on CPU, allowing the official globals only.
-
-    Raises
-    ------
-    CheckpointError
-        If the file is missing or corrupt, or its pickle references anything outside the allowlist
-        (a pickle trying to run code is refused before any of it runs).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint file not found")
-    try:
-        with safe_globals(_allowed_globals()):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        detail = str(exc).split("WeightsUnpickler error:")[-1].strip().splitlines()[0]
-        raise CheckpointError(
-            f"{path}: refused to unpickle: {detail}. kpr only loads tensors, plain data and the "
-            "official config; it never runs code from a checkpoint"
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({exc})") from None
 
 
 def to_plain(value: Any) -> Any:
-    """Turn a loaded config tree (OrderedDicts, numpy scalars, tuples) into JSON-ready Python data."""
+    """A loaded config tree (OrderedDicts, numpy scalars, tuples) as JSON-ready Python data."""
     if isinstance(value, Mapping):
         return {str(k): to_plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -97,11 +54,6 @@ class OfficialCheckpoint:
     metrics: dict[str, float] = field(default_factory=dict)
 
 
-def strip_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    """Remove ``prefix`` from every key that has it (keys without it are kept as they are)."""
-    return {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in state_dict.items()}
-
-
 def read_official_checkpoint(path: str | Path) -> OfficialCheckpoint:
     """Read an official KPR ``.pth.tar`` (or a bare official state_dict) without yacs and safely."""
     path = Path(path)
@@ -121,7 +73,7 @@ def read_official_checkpoint(path: str | Path) -> OfficialCheckpoint:
     epoch = raw.get("epoch")
     return OfficialCheckpoint(
         path=path,
-        state_dict=strip_prefix(tensors, "module."),
+        state_dict=strip_module(tensors),
         config=to_plain(raw.get("config") or {}),
         epoch=int(epoch) if isinstance(epoch, (int, np.integer)) else None,
         metrics=metrics,

@@ -28,9 +28,8 @@ import torch.nn.functional as F
 from numpy.typing import ArrayLike, NDArray
 
 from kpr.configuration import as_hw
-from kpr.data.samples import ReIDSample
-from kpr.errors import ConfigError, KPRError
-from kpr.keypoints.groupings import BODY_REGIONS
+from kpr.data.samples import ReIDDataset, ReIDSample
+from kpr.errors import ConfigError, DatasetError
 from kpr.keypoints import (
     COCO17_NAMES,
     NUM_KEYPOINTS,
@@ -44,6 +43,7 @@ from kpr.keypoints import (
     target_grouping,
     validate_keypoints,
 )
+from kpr.keypoints.groupings import BODY_REGIONS
 
 LabelSource = Literal["auto", "parsing", "keypoints"]
 
@@ -91,8 +91,27 @@ is split horizontally at mid-torso (top → first part). Classes absent from a t
 ``background``) are background."""
 
 
-class ParsingLabelError(KPRError):
+class ParsingLabelError(DatasetError):
     """A human-parsing label file is missing, unreadable or has the wrong shape or values."""
+
+
+PARSING_LABELS_SOURCE = (
+    "the human-parsing labels released with KPR "
+    "(https://github.com/VlSomers/keypoint_promptable_reidentification, 'Download annotations for "
+    "existing datasets'; for Occluded-PoseTrack-ReID they come with its annotations)"
+)
+"""Where the official recipes' part labels come from, for error messages."""
+
+# Where each adapter with a train split reads its parsing labels (in the dataset folder).
+PARSING_LABELS_LOCATION: Mapping[str, str] = {
+    "market1501": "masks/<masks_dir>/<split folder>/<image stem>.npy "
+    "(dataset option masks_dir, default pifpaf_maskrcnn_filtering)",
+    "occluded_duke": "masks/<masks_dir>/<split folder>/<image name>.confidence_fields.npy "
+    "(dataset option masks_dir, default pifpaf_maskrcnn_filtering)",
+    "occluded_posetrack": "occluded_posetrack_reid/<masks_dir>/anns/<set>_reid_masks_anns.json and "
+    "<masks_dir>/<set>/ (dataset option masks_dir, default masks)",
+}
+_FOLDER_LOCATION = "parsing/<split>/<image stem>.png (classes: dataset.json's parsing_classes)"
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -222,7 +241,8 @@ def scores_from_pifpaf(
     ndarray, shape [K, H, W], float32
     """
     g = _grouping(grouping)
-    return resize_channels(group_channels(np.asarray(fields, np.float32), g), as_hw(out_hw, "out_hw"))
+    grouped = group_channels(np.asarray(fields, np.float32), g)
+    return resize_channels(grouped, as_hw(out_hw, "out_hw"))
 
 
 # ------------------------------------------------------------------------------- label-map path
@@ -367,7 +387,7 @@ def person_height(target: NDArray[np.floating], frame_h: int) -> float:
 
 
 def _fixed(p: NDArray[np.floating]) -> tuple[int, int]:
-    return int(round(float(p[0]) * _ONE)), int(round(float(p[1]) * _ONE))
+    return round(float(p[0]) * _ONE), round(float(p[1]) * _ONE)
 
 
 def _capsule(canvas: NDArray[np.uint8], p: NDArray, q: NDArray, width: float, label: int) -> None:
@@ -531,7 +551,10 @@ def part_scores(
     use_file = source == "parsing" or (source == "auto" and sample.parsing is not None)
     if use_file:
         if sample.parsing is None or sample.parsing_format is None:
-            raise ParsingLabelError(f"{sample.image}: no parsing label file")
+            raise ParsingLabelError(
+                f"{sample.image}: no parsing label file; label_source 'parsing' needs "
+                f"{PARSING_LABELS_SOURCE} (docs/parsing_labels.md)"
+            )
         if sample.parsing_format == "pifpaf36":
             return scores_from_pifpaf(read_pifpaf36(sample.parsing), g, out_hw)
         if parsing_classes is None:
@@ -544,6 +567,32 @@ def part_scores(
         return scores_from_label_map(labels, parsing_classes, g, out_hw, split)
     skel = skeletons if skeletons is not None else read_sample_keypoints(sample)
     return scores_from_keypoints(_rescaled_target(skel, keypoints_hw, out_hw), g, out_hw)
+
+
+def require_parsing_labels(dataset: ReIDDataset) -> None:
+    """Check once, before training, that every training sample has a parsing-label file.
+
+    ``label_source="parsing"`` (the official recipes) would otherwise fail at the first sample
+    without one, or, skipping bad samples, train on a fraction of the data.
+
+    Raises
+    ------
+    DatasetError
+        Naming the dataset, how many training images lack labels (and one of them), where the
+        adapter reads the labels and where to get them.
+    """
+    missing = [s for s in dataset.train if s.parsing is None or s.parsing_format is None]
+    if not missing:
+        return
+    location = PARSING_LABELS_LOCATION.get(dataset.name, _FOLDER_LOCATION)
+    raise DatasetError(
+        f"{dataset.name}: label_source 'parsing' needs human-parsing labels, but {len(missing)} "
+        f"of {len(dataset.train)} training images have none (e.g. {missing[0].image}). "
+        f"{dataset.name} reads them from {location} in the dataset folder. "
+        f"Get {PARSING_LABELS_SOURCE}, "
+        "or set label_source=keypoints to train on labels drawn from the keypoints (not the "
+        "paper's targets); see docs/parsing_labels.md"
+    )
 
 
 # ------------------------------------------------------------------------------ target masks
@@ -573,7 +622,8 @@ def target_masks(scores: ArrayLike | torch.Tensor, feature_hw: tuple[int, int]) 
     batched = s if s.ndim == 4 else s[None]
     background = (batched.amax(dim=1, keepdim=True) < BACKGROUND_THRESHOLD).to(torch.float32)
     probs = torch.softmax(SOFTMAX_WEIGHT * torch.cat([background, batched], dim=1), dim=1)
-    out = F.interpolate(probs, size=as_hw(feature_hw, "feature_hw"), mode="bilinear", align_corners=False)
+    size = as_hw(feature_hw, "feature_hw")
+    out = F.interpolate(probs, size=size, mode="bilinear", align_corners=False)
     return out if s.ndim == 4 else out[0]
 
 

@@ -4,13 +4,13 @@ Training: read image, keypoints and part labels → augment (with BIPO occluders
 other identities of the batch, see :class:`~kpr.data.sampler.IdentitySampler`) → prompt heatmaps
 from the augmented keypoints at the final resolution → soft part targets at the feature size.
 
-Evaluation: read image and keypoints → resize + normalise → prompt (or the empty prompt).
+Evaluation crops are prepared by :class:`kpr.predictor.CropTransform` (see
+:mod:`kpr.engine.evaluate`), like every crop kpr embeds.
 """
 
 from __future__ import annotations
 
 import logging
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -31,17 +31,15 @@ from kpr.data.sampler import SampleRef
 from kpr.data.samples import ReIDSample
 from kpr.data.transforms import (
     AugmentationConfig,
-    build_test_transform,
     build_train_transform,
 )
 from kpr.errors import ConfigError, KPRError
 from kpr.imaging import read_rgb
-from kpr.keypoints import VISIBILITY_THRESHOLD, build_prompt, prompt_grouping, target_grouping
+from kpr.keypoints import build_prompt, prompt_grouping, target_grouping
 
 log = logging.getLogger(__name__)
 
 OnError = Literal["raise", "skip"]
-PromptMode = Literal["keypoints", "empty"]
 
 
 @dataclass(frozen=True)
@@ -67,11 +65,9 @@ class DataConfig:
         False: prompts ignore the other people's keypoints and have no negative channel
         ([background, parts…], Kp+1 channels), for models with ``KPRConfig.prompt_negatives``
         False.
-    eval_drop_keypoints : float
-        Evaluation only: fraction of each image's target keypoints removed at random before its
-        prompt is built (see :func:`drop_keypoints`), to measure robustness to missing keypoints.
-    eval_drop_seed : int
-        Seed of that removal; each image's draw depends only on this seed and its path.
+    prompt_background : bool
+        False: prompts have no background channel, for models with
+        ``KPRConfig.prompt_background`` False (the official ``no_background_token``).
     """
 
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
@@ -81,18 +77,13 @@ class DataConfig:
     label_source: LabelSource = "auto"
     on_error: OnError = "raise"
     prompt_negatives: bool = True
-    eval_drop_keypoints: float = 0.0
-    eval_drop_seed: int = 0
+    prompt_background: bool = True
 
     def __post_init__(self) -> None:
         prompt_grouping(self.prompt_grouping)
         target_grouping(self.target_grouping)
         if self.feature_stride < 1:
             raise ConfigError(f"DataConfig.feature_stride must be >= 1, got {self.feature_stride}")
-        if not 0.0 <= self.eval_drop_keypoints <= 1.0:
-            raise ConfigError(
-                f"DataConfig.eval_drop_keypoints must be in [0, 1], got {self.eval_drop_keypoints}"
-            )
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -157,58 +148,13 @@ class TrainBatch:
         return self.images, self.prompts, self.target_masks, self.pids, self.camids
 
 
-@dataclass(frozen=True, eq=False)
-class EvalItem:
-    image: torch.Tensor
-    prompt: torch.Tensor
-    pid: int
-    camid: int
-    path: str
-
-
-@dataclass(frozen=True, eq=False)
-class EvalBatch:
-    """A collated evaluation batch: images [N, 3, H, W], prompts [N, Kp+2, H, W], pids and
-    camids [N] (int64), paths."""
-
-    images: torch.Tensor
-    prompts: torch.Tensor
-    pids: torch.Tensor
-    camids: torch.Tensor
-    paths: tuple[str, ...]
-
-
 def _prompt_tensor(
     target: np.ndarray | None, negatives: np.ndarray | None, config: DataConfig
 ) -> torch.Tensor:
     """The float32 prompt of one image for ``config`` (keypoints in output pixels)."""
     prompt = build_prompt(target, negatives, config.prompt_grouping, config.image_size,
-                          with_negatives=config.prompt_negatives)
+                          with_negatives=config.prompt_negatives, with_background=config.prompt_background)
     return torch.from_numpy(prompt.astype(np.float32))
-
-
-def drop_keypoints(
-    keypoints: np.ndarray, fraction: float, rng: np.random.Generator
-) -> np.ndarray:
-    """Remove ``round(fraction × n)`` of the n drawn keypoints (confidence above
-    :data:`~kpr.keypoints.VISIBILITY_THRESHOLD`), chosen uniformly at random.
-
-    Parameters
-    ----------
-    keypoints : ndarray, shape [17, 3]
-    fraction : float in [0, 1]
-    rng : numpy Generator
-
-    Returns
-    -------
-    ndarray, shape [17, 3]
-        A copy with the confidence of the removed keypoints set to 0.
-    """
-    out = np.array(keypoints, dtype=np.float64)
-    drawn = np.flatnonzero(out[:, 2] > VISIBILITY_THRESHOLD)
-    count = int(np.floor(fraction * len(drawn) + 0.5))
-    out[rng.choice(drawn, size=count, replace=False), 2] = 0.0
-    return out
 
 
 class TrainDataset(Dataset[TrainItem | None]):
@@ -318,69 +264,4 @@ def collate_train(items: Sequence[TrainItem | None]) -> TrainBatch:
         camids=torch.tensor([it.camid for it in kept], dtype=torch.int64),
         paths=tuple(it.path for it in kept),
         skipped=len(items) - len(kept),
-    )
-
-
-class EvalDataset(Dataset[EvalItem]):
-    """Query or gallery samples → resized, normalised images and prompts.
-
-    Parameters
-    ----------
-    samples : sequence of ReIDSample
-    config : DataConfig
-        The image size, normalisation, prompt grouping and negatives, and the ``eval_drop_*``
-        keypoint removal are used.
-    prompt_mode : {"keypoints", "empty"}
-        ``"empty"`` gives every image the empty prompt (background 1), e.g. to evaluate a model
-        without prompts.
-    """
-
-    def __init__(
-        self,
-        samples: Sequence[ReIDSample],
-        config: DataConfig,
-        prompt_mode: PromptMode = "keypoints",
-    ) -> None:
-        if prompt_mode not in ("keypoints", "empty"):
-            raise ConfigError(f"prompt_mode must be 'keypoints' or 'empty', got {prompt_mode!r}")
-        self.samples = samples
-        self.config = config
-        self.prompt_mode = prompt_mode
-        self._transform = build_test_transform(config.augmentation)
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int) -> EvalItem:
-        cfg = self.config
-        sample = self.samples[index]
-        image = read_rgb(sample.image)
-        if self.prompt_mode == "empty":
-            resized = self._transform(image, None, np.zeros((17, 3)), np.zeros((0, 17, 3)))
-            prompt = _prompt_tensor(None, None, cfg)
-        else:
-            skeletons = read_sample_keypoints(sample)
-            target = skeletons.target
-            if cfg.eval_drop_keypoints > 0:
-                rng = np.random.default_rng([cfg.eval_drop_seed, zlib.crc32(str(sample.image).encode())])
-                target = drop_keypoints(target, cfg.eval_drop_keypoints, rng)
-            resized = self._transform(image, None, target, skeletons.negatives)
-            prompt = _prompt_tensor(resized.target, resized.negatives, cfg)
-        return EvalItem(
-            image=torch.from_numpy(resized.image),
-            prompt=prompt,
-            pid=sample.pid,
-            camid=sample.camid,
-            path=str(sample.image),
-        )
-
-
-def collate_eval(items: Sequence[EvalItem]) -> EvalBatch:
-    """Stack evaluation items into an :class:`EvalBatch`."""
-    return EvalBatch(
-        images=torch.stack([it.image for it in items]),
-        prompts=torch.stack([it.prompt for it in items]),
-        pids=torch.tensor([it.pid for it in items], dtype=torch.int64),
-        camids=torch.tensor([it.camid for it in items], dtype=torch.int64),
-        paths=tuple(it.path for it in items),
     )

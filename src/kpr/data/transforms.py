@@ -3,7 +3,7 @@
 Train (the official recipe): Resize to H×W (bilinear) → BIPO (probability ``bipo_p``) →
 PadIfNeeded(+``pad`` px per side, zeros) + RandomCrop H×W → Normalize → CoarseDropout (one hole
 of height in [0.15 H, 0.65 H] and width in [0.15 W, 0.65 W], probability 0.5). No flip, no
-colour jitter. Test: Resize → Normalize.
+colour jitter. Test-time crops are prepared by :class:`kpr.predictor.CropTransform`.
 
 Keypoints travel through albumentations as rows (x, y, c, skeleton, joint): the extra columns pass
 through unchanged, and albumentations never removes a row (``remove_invisible=False``). This module
@@ -140,39 +140,6 @@ def _resized(
     kps[(kps[..., 2] <= 0) | ~keypoints_in_frame(kps, orig_hw)] = 0.0
     kps = rescale_keypoints(kps, orig_hw, hw)
     return resize_rgb(image, hw), kps[0], kps[1:]
-
-
-class TestTransform:
-    """Resize to H×W (bilinear) → Normalize; keypoints scaled, part scores passed through."""
-
-    def __init__(self, config: AugmentationConfig) -> None:
-        self.config = config
-
-    def __call__(
-        self,
-        image: NDArray[np.uint8],
-        part_scores: NDArray[np.float32] | None,
-        target: NDArray[np.floating],
-        negatives: NDArray[np.floating],
-    ) -> Augmented:
-        """Transform one sample.
-
-        Parameters
-        ----------
-        image : ndarray, shape [H0, W0, 3], uint8 RGB
-        part_scores : ndarray, shape [K, H, W], or None
-            Already at the output size (see :func:`kpr.data.parsing.part_scores`).
-        target : ndarray, shape [17, 3]
-            Original-image pixels.
-        negatives : ndarray, shape [M, 17, 3]
-        """
-        resized, tgt, negs = _resized(image, target, negatives, self.config.image_size)
-        return Augmented(
-            image=normalize_rgb(resized, self.config.mean, self.config.std),
-            part_scores=part_scores,
-            target=tgt,
-            negatives=negs,
-        )
 
 
 class TrainTransform:
@@ -314,7 +281,3 @@ def build_train_transform(config: AugmentationConfig) -> TrainTransform:
     """The official training augmentation pipeline for ``config``."""
     return TrainTransform(config)
 
-
-def build_test_transform(config: AugmentationConfig) -> TestTransform:
-    """The official test pipeline (resize + normalise) for ``config``."""
-    return TestTransform(config)

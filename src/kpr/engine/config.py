@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
-from kpr.configuration import apply_overrides, from_dict, to_dict
+from kpr.configuration import apply_overrides, from_dict, load_yaml
 from kpr.data.transforms import AugmentationConfig
 from kpr.errors import ConfigError
 from kpr.losses.gilt import LossWeights
+from kpr.modeling.config import KPRConfig
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,8 @@ class OptimConfig:
     """SGD with the official per-epoch warm-up + cosine schedule.
 
     ``fixbase_epochs``: the prompt tokenizer stays frozen for that many epochs. ``amp``: ``auto``
-    = float16 autocast + grad scaling on CUDA, plain float32 on CPU; ``fp32`` = no autocast; ``bf16`` = bfloat16 autocast.
+    = float16 autocast + grad scaling on CUDA, plain float32 on CPU; ``fp32`` = no autocast;
+    ``bf16`` = bfloat16 autocast.
     """
 
     lr: float = 0.008
@@ -57,9 +58,10 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """``every_epochs`` 0 = only after the last epoch. ``prompts``: evaluate with the keypoint prompts,
-    the empty prompt, or both. ``protocol`` None = the dataset's own. ``rerank``: k-reciprocal
-    re-ranking of the distances (k1=20, k2=6, lambda=0.3; off in the official evaluator)."""
+    """``every_epochs`` 0 = only after the last epoch. ``prompts``: evaluate with the keypoint
+    prompts, the empty prompt, or both. ``protocol`` None = the dataset's own. ``rerank``:
+    k-reciprocal re-ranking of the distances (k1=20, k2=6, lambda=0.3; off in the official
+    evaluator)."""
 
     every_epochs: int = 0
     batch_size: int = 128
@@ -71,22 +73,88 @@ class EvalConfig:
     rerank: bool = False
 
 
+_AUGMENTATION = AugmentationConfig()  # the defaults a recipe's augmentation shares
+
+
+@dataclass(frozen=True)
+class RecipeAugmentation:
+    """A recipe's ``augmentation``: the fields of :class:`~kpr.data.transforms.AugmentationConfig`
+    with the same defaults, except ``image_size``, ``mean`` and ``std``: these belong to the model
+    (``None`` = the model's; a recipe may repeat the model's value, anything else is an error, see
+    :func:`resolve_augmentation`)."""
+
+    image_size: tuple[int, int] | None = None
+    pad: int = _AUGMENTATION.pad
+    dropout_p: float = _AUGMENTATION.dropout_p
+    dropout_holes: int = _AUGMENTATION.dropout_holes
+    dropout_height: tuple[float, float] = _AUGMENTATION.dropout_height
+    dropout_width: tuple[float, float] = _AUGMENTATION.dropout_width
+    bipo_p: float = _AUGMENTATION.bipo_p
+    bipo_max_count: int = _AUGMENTATION.bipo_max_count
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+
+    def __post_init__(self) -> None:
+        # Check the values when the recipe is read, not when training starts.
+        _augmentation(self)
+
+
+def _augmentation(recipe: RecipeAugmentation, **model_fields: Any) -> AugmentationConfig:
+    given = {
+        f.name: getattr(recipe, f.name)
+        for f in dataclasses.fields(recipe)
+        if getattr(recipe, f.name) is not None
+    }
+    return AugmentationConfig(**{**given, **model_fields})
+
+
+# Recipe field → the model's field it must agree with.
+_MODEL_FIELDS = {"image_size": "image_size", "mean": "pixel_mean", "std": "pixel_std"}
+
+
+def resolve_augmentation(recipe: RecipeAugmentation, model: KPRConfig) -> AugmentationConfig:
+    """The training/test augmentation for ``model``: its input size and normalisation, and the
+    recipe's other settings.
+
+    Raises
+    ------
+    ConfigError
+        If the recipe sets ``image_size``, ``mean`` or ``std`` to anything but the model's value
+        (it would otherwise be ignored, or break the model).
+    """
+    taken = {name: getattr(model, model_field) for name, model_field in _MODEL_FIELDS.items()}
+    for name, expected in taken.items():
+        given = getattr(recipe, name)
+        if given is not None and tuple(given) != tuple(expected):
+            model_field = _MODEL_FIELDS[name]
+            raise ConfigError(
+                f"augmentation.{name} {list(given)} differs from the model's {model_field} "
+                f"{list(expected)}; remove it or set model_overrides.{model_field}"
+            )
+    return _augmentation(recipe, **taken)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """A full training recipe.
 
     ``model`` names a registered model config (``kpr.modeling.build``), ``model_overrides`` changes
     its fields (``num_classes`` is set from the training identities). The image size and
-    normalisation of ``augmentation`` are always taken from the model. ``train_prompts`` False trains
-    a non-promptable baseline (every sample gets the empty prompt). ``camera_embedding`` uses SIE
-    when the training dataset has several cameras.
+    normalisation of ``augmentation`` are the model's (:func:`resolve_augmentation`).
+    ``label_source`` says where the part-prediction targets come from
+    (:func:`kpr.data.parsing.part_scores`): ``parsing`` requires the dataset's human-parsing labels
+    (the paper's targets; checked once by :func:`kpr.data.parsing.require_parsing_labels`),
+    ``keypoints`` draws them from the keypoints, ``auto`` uses the parsing file when a sample has
+    one and the keypoints otherwise. ``train_prompts`` False trains a non-promptable baseline
+    (every sample gets the empty prompt). ``camera_embedding`` uses SIE when the training dataset
+    has several cameras.
     """
 
     model: str = "kpr_swinv2_base_256x128"
     model_overrides: dict[str, Any] = field(default_factory=dict)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
-    label_source: Literal["auto", "parsing", "keypoints"] = "auto"
+    augmentation: RecipeAugmentation = field(default_factory=RecipeAugmentation)
+    label_source: Literal["auto", "parsing", "keypoints"] = "parsing"
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     loss: LossWeights = field(default_factory=LossWeights)
@@ -99,15 +167,21 @@ class TrainConfig:
 
 
 def load_train_config(path: str | Path | None, overrides: Sequence[str] = ()) -> TrainConfig:
-    """Read a YAML recipe (``None`` = defaults) and apply ``dotted.key=value`` overrides."""
-    data: dict[str, Any] = {}
+    """Read a YAML recipe (``None`` = defaults) and apply ``dotted.key=value`` overrides
+    (:func:`kpr.configuration.apply_overrides`).
+
+    Raises
+    ------
+    ConfigError
+        Naming the recipe file and field for a bad recipe, or the override for a bad override.
+    """
+    config = TrainConfig()
     if path is not None:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: invalid YAML ({exc})") from None
-    merged = apply_overrides(to_dict(from_dict(TrainConfig, data, where=str(path or "config"))), overrides)
-    return from_dict(TrainConfig, merged, where=str(path or "config"))
+            config = from_dict(TrainConfig, load_yaml(path.read_text(encoding="utf-8")) or {}, "")
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    return apply_overrides(config, overrides)

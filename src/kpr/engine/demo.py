@@ -14,11 +14,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kpr.data.synthetic import SyntheticConfig, generate_synthetic_dataset
 from kpr.engine.config import load_train_config
 from kpr.engine.trainer import Trainer, results_table
+from kpr.errors import ConfigError
 from kpr.io_utils import write_text_atomic
 from kpr.recipes import resolve_recipe
+from kpr.synthetic import SyntheticConfig, generate_synthetic_dataset
 
 DEMO_DATA = dict(num_images=3200, num_train_ids=100, num_test_ids=60)
 
@@ -38,6 +39,15 @@ def ensure_dataset(directory: Path, config: SyntheticConfig, progress: bool) -> 
     print(summary.format_table())
 
 
+def _remove_previous_run(run_dir: Path) -> None:
+    """Delete a previous demo training run; refuse a directory that is not a kpr training run."""
+    if not run_dir.exists():
+        return
+    if not (run_dir / "train_config.json").is_file():
+        raise ConfigError(f"{run_dir}: exists and is not a kpr training run; choose another --out")
+    shutil.rmtree(run_dir)
+
+
 def _scores(summary: dict[str, Any]) -> dict[str, dict[str, float]]:
     return {group: {"rank1": s["rank1"], "mAP": s["mAP"]} for group, s in summary.items() if group in ("all", "multi_person")}
 
@@ -51,7 +61,7 @@ def run_demo(out: str | Path = "runs/demo", seed: int = 0, progress: bool = True
     summaries: dict[str, dict[str, Any]] = {}
     for recipe in ("synthetic_kpr", "synthetic_baseline"):
         run_dir = out / recipe.removeprefix("synthetic_")
-        shutil.rmtree(run_dir, ignore_errors=True)
+        _remove_previous_run(run_dir)
         config = load_train_config(resolve_recipe(recipe), [f"dataset.root={data}", f"output_dir={run_dir}", f"seed={seed}", *overrides])
         result = Trainer(config, device="cpu", progress=progress).fit()
         final = result.evaluations[max(result.evaluations)]

@@ -1,9 +1,15 @@
-"""Evaluation: embed query and gallery, rank with the part-based distance, score, draw rankings."""
+"""Evaluation: embed query and gallery, rank with the part-based distance, score, draw rankings.
+
+Crops are prepared and embedded by :mod:`kpr.predictor` (the same :class:`CropTransform` and
+:meth:`KPRPredictor.embed_batch` as every other caller); this module only adds the dataset
+plumbing, the metrics and the ranking grids.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,31 +17,24 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
+from kpr.data.datasets import build_dataset
 from kpr.data.parsing import read_sample_keypoints
 from kpr.data.samples import ReIDDataset, ReIDSample
-from kpr.data.train_dataset import DataConfig, EvalDataset, collate_eval
-from kpr.errors import KPRError
+from kpr.engine.config import DatasetConfig
+from kpr.errors import ConfigError, KPRError
 from kpr.imaging import read_rgb
+from kpr.keypoints import VISIBILITY_THRESHOLD
 from kpr.keypoints.groupings import target_grouping
 from kpr.modeling.kpr import KPR
-from kpr.retrieval.distance import body_part_distance, l2_normalize, part_distance
+from kpr.predictor import CropTransform, Embeddings, KPRPredictor, PreparedCrop, Precision
+from kpr.retrieval.distance import body_part_distance, part_distance
 from kpr.retrieval.metrics import RankResult, evaluate_rank, results_by_decile
 from kpr.retrieval.rerank import k_reciprocal_rerank
 
 log = logging.getLogger(__name__)
 PromptMode = Literal["keypoints", "empty"]
-
-
-@dataclass(frozen=True)
-class Features:
-    """Embeddings of a split: [N, 1+K, D] L2-normalised, visibility [N, 1+K], labels [N]."""
-
-    embeddings: torch.Tensor
-    visibility: torch.Tensor
-    pids: np.ndarray
-    camids: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -60,36 +59,139 @@ class EvalResult:
         return out
 
 
-@torch.inference_mode()
-def extract_features(
-    model: KPR,
+def drop_keypoints(keypoints: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Remove ``round(fraction × n)`` of the n drawn keypoints (confidence above
+    :data:`~kpr.keypoints.VISIBILITY_THRESHOLD`), chosen uniformly at random.
+
+    Parameters
+    ----------
+    keypoints : ndarray, shape [17, 3]
+    fraction : float in [0, 1]
+    rng : numpy Generator
+
+    Returns
+    -------
+    ndarray, shape [17, 3]
+        A copy with the confidence of the removed keypoints set to 0.
+    """
+    out = np.array(keypoints, dtype=np.float64)
+    drawn = np.flatnonzero(out[:, 2] > VISIBILITY_THRESHOLD)
+    count = int(np.floor(fraction * len(drawn) + 0.5))
+    out[rng.choice(drawn, size=count, replace=False), 2] = 0.0
+    return out
+
+
+class EvalDataset(Dataset[PreparedCrop]):
+    """Query or gallery samples → :class:`~kpr.predictor.PreparedCrop` (what the predictor feeds
+    the model), in a torch Dataset so a DataLoader can read images in worker processes.
+
+    Parameters
+    ----------
+    samples : sequence of ReIDSample
+    transform : CropTransform
+        The model's crop transform (``KPRPredictor.transform``).
+    prompt_mode : {"keypoints", "empty"}
+        ``"empty"`` gives every image the empty prompt, e.g. to evaluate a model without prompts.
+    drop_keypoints : float in [0, 1]
+        Fraction of each image's target keypoints removed at random before its prompt is built
+        (see :func:`drop_keypoints`), to measure robustness to missing keypoints.
+    drop_seed : int
+        Seed of that removal; each image's draw depends only on this seed and its path.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[ReIDSample],
+        transform: CropTransform,
+        prompt_mode: PromptMode = "keypoints",
+        drop_keypoints: float = 0.0,
+        drop_seed: int = 0,
+    ) -> None:
+        if prompt_mode not in ("keypoints", "empty"):
+            raise ConfigError(f"prompt_mode must be 'keypoints' or 'empty', got {prompt_mode!r}")
+        if not 0.0 <= drop_keypoints <= 1.0:
+            raise ConfigError(f"drop_keypoints must be in [0, 1], got {drop_keypoints}")
+        self.samples = samples
+        self.transform = transform
+        self.prompt_mode = prompt_mode
+        self.drop_keypoints = drop_keypoints
+        self.drop_seed = drop_seed
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> PreparedCrop:
+        sample = self.samples[index]
+        image = read_rgb(sample.image)
+        if self.prompt_mode == "empty":
+            return self.transform(image, None, None, str(sample.image))
+        skeletons = read_sample_keypoints(sample)
+        target = skeletons.target
+        if self.drop_keypoints > 0:
+            rng = np.random.default_rng([self.drop_seed, zlib.crc32(str(sample.image).encode())])
+            target = drop_keypoints(target, self.drop_keypoints, rng)
+        name = str(sample.keypoints or sample.image)
+        return self.transform(image, target, skeletons.negatives, name)
+
+
+def collate_crops(items: Sequence[PreparedCrop]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Prepared crops → (images [N, 3, H, W], prompts [N, Cp, H, W], prompted [N] bool)."""
+    return (
+        torch.stack([it.image for it in items]),
+        torch.stack([it.prompt for it in items]),
+        torch.tensor([it.prompted for it in items]),
+    )
+
+
+def embed_samples(
+    predictor: KPRPredictor,
     samples: Sequence[ReIDSample],
-    data_config: DataConfig,
     *,
     prompt_mode: PromptMode = "keypoints",
+    drop_keypoints: float = 0.0,
+    drop_seed: int = 0,
     batch_size: int = 128,
     workers: int = 0,
     use_cameras: bool = True,
+    part_masks: bool = False,
     progress: bool = False,
-) -> Features:
-    """Embed ``samples`` in eval mode (prompts from their keypoints, or the empty prompt)."""
-    model.eval()
-    device = next(model.parameters()).device
-    loader = DataLoader(EvalDataset(samples, data_config, prompt_mode), batch_size=batch_size,
-                        num_workers=workers, collate_fn=collate_eval)
+) -> Embeddings:
+    """Embed dataset samples through ``predictor`` (prompts from their keypoints, or empty).
+
+    ``part_masks`` keeps each crop's part maps, in float16 (for ranking grids).
+    """
+    dataset = EvalDataset(samples, predictor.transform, prompt_mode, drop_keypoints, drop_seed)
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_crops)
     if progress:
         from tqdm.auto import tqdm
 
         loader = tqdm(loader, desc=f"embedding ({prompt_mode} prompts)", unit="batch", leave=False)
-    embeddings, visibility, pids, camids = [], [], [], []
-    for batch in loader:
-        cams = batch.camids.to(device) if use_cameras else None
-        out = model(batch.images.to(device), batch.prompts.to(device), cams)
-        embeddings.append(l2_normalize(out.embeddings.float()).cpu())
-        visibility.append(out.visibility.cpu())
-        pids.append(batch.pids.numpy())
-        camids.append(batch.camids.numpy())
-    return Features(torch.cat(embeddings), torch.cat(visibility), np.concatenate(pids), np.concatenate(camids))
+    camids = torch.tensor([s.camid for s in samples], dtype=torch.long)
+    chunks, start = [], 0
+    for images, prompts, prompted in loader:
+        stop = start + len(images)
+        cams = camids[start:stop] if use_cameras else None
+        out = predictor.embed_batch(images, prompts, cams, prompted=prompted, part_masks=part_masks)
+        if out.part_masks is not None:
+            out = dataclasses.replace(out, part_masks=out.part_masks.half())
+        chunks.append(out)
+        start = stop
+    return Embeddings.cat(chunks)
+
+
+def eval_dataset_for(config: DatasetConfig, train_dataset: ReIDDataset | None = None) -> ReIDDataset:
+    """The dataset a recipe evaluates on, built the same way by the trainer and ``kpr eval``.
+
+    ``eval_name``/``eval_root`` (each defaulting to the training one) with ``eval_options`` when
+    either is set — never the training dataset's options; otherwise the training dataset itself
+    (``train_dataset`` if already built).
+    """
+    if config.eval_name is None and config.eval_root is None:
+        if train_dataset is not None:
+            return train_dataset
+        return build_dataset(config.name, root=Path(config.root).expanduser(), **config.options)
+    root = Path(config.eval_root or config.root).expanduser()
+    return build_dataset(config.eval_name or config.name, root=root, **config.eval_options)
 
 
 def query_groups(query: Sequence[ReIDSample]) -> dict[str, np.ndarray]:
@@ -104,42 +206,55 @@ def query_groups(query: Sequence[ReIDSample]) -> dict[str, np.ndarray]:
 def evaluate(
     model: KPR,
     dataset: ReIDDataset,
-    data_config: DataConfig,
     *,
     prompt_mode: PromptMode = "keypoints",
+    drop_keypoints: float = 0.0,
+    drop_seed: int = 0,
     batch_size: int = 128,
     workers: int = 0,
     max_rank: int = 50,
     protocol: Literal["market", "no_filter"] | None = None,
     use_cameras: bool = True,
+    precision: Precision = "float32",
     progress: bool = False,
     visualize: int = 0,
     topk_visualize: int = 10,
     vis_dir: str | Path | None = None,
     rerank: bool = False,
 ) -> EvalResult:
-    """Rank-k / mAP / mINP of ``model`` on ``dataset``'s query and gallery splits. ``rerank``
-    scores k-reciprocal re-ranked distances (``kpr.retrieval.rerank``) instead."""
+    """Rank-k / mAP / mINP of ``model`` on ``dataset``'s query and gallery splits.
+
+    ``rerank`` scores k-reciprocal re-ranked distances (``kpr.retrieval.rerank``) instead.
+    ``visualize`` > 0 writes that many ranking grids to ``vis_dir``, from the part maps kept
+    while embedding (float16: ~18 KB per crop at 128×64, ~37 KB at 384×128 with K = 5).
+    """
     if not dataset.query or not dataset.gallery:
         raise KPRError(f"{dataset.name}: evaluation needs non-empty query and gallery splits")
-    kwargs = dict(prompt_mode=prompt_mode, batch_size=batch_size, workers=workers, use_cameras=use_cameras, progress=progress)
-    q = extract_features(model, dataset.query, data_config, **kwargs)
-    g = extract_features(model, dataset.gallery, data_config, **kwargs)
+    device = next(model.parameters()).device
+    predictor = KPRPredictor(model, device=device, precision=precision)
+    draw = bool(visualize and vis_dir is not None)
+    kwargs = dict(prompt_mode=prompt_mode, drop_keypoints=drop_keypoints, drop_seed=drop_seed,
+                  batch_size=batch_size, workers=workers, use_cameras=use_cameras, part_masks=draw,
+                  progress=progress)
+    q = embed_samples(predictor, dataset.query, **kwargs)
+    g = embed_samples(predictor, dataset.gallery, **kwargs)
+    q_pids, q_camids = _labels(dataset.query)
+    g_pids, g_camids = _labels(dataset.gallery)
     distmat = part_distance(q.embeddings, g.embeddings, q.visibility, g.visibility).numpy()
     if rerank:
         q_q = part_distance(q.embeddings, q.embeddings, q.visibility, q.visibility).numpy()
         g_g = part_distance(g.embeddings, g.embeddings, g.visibility, g.visibility).numpy()
         distmat = k_reciprocal_rerank(distmat, q_q, g_g)
     protocol = protocol or dataset.eval_protocol
-    overall = evaluate_rank(distmat, q.pids, g.pids, q.camids, g.camids, max_rank=max_rank, protocol=protocol)
+    overall = evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=max_rank, protocol=protocol)
     if overall.num_queries_without_match:
         log.warning("%d of %d queries have no match in the gallery and are not scored",
-                    overall.num_queries_without_match, len(q.pids))
+                    overall.num_queries_without_match, len(q_pids))
     subsets = {}
     for name, mask in query_groups(dataset.query).items():
         if mask.any() and not mask.all():
             try:
-                subsets[name] = evaluate_rank(distmat[mask], q.pids[mask], g.pids, q.camids[mask], g.camids,
+                subsets[name] = evaluate_rank(distmat[mask], q_pids[mask], g_pids, q_camids[mask], g_camids,
                                               max_rank=max_rank, protocol=protocol)
             except KPRError:
                 log.warning("query subset %r has no query with a match; not reported", name)
@@ -148,58 +263,54 @@ def evaluate(
     deciles = []
     occ = [s.attributes.get("occ_level") for s in dataset.query]
     if all(v is not None for v in occ) and len(occ) >= 10:
-        deciles = [dataclasses.asdict(d) for d in results_by_decile(distmat, q.pids, g.pids, q.camids, g.camids, np.asarray(occ, float),
-                                              max_rank=max_rank, protocol=protocol)]
-    if visualize and vis_dir is not None:
-        write_rankings(model, dataset, data_config, q, g, distmat, overall, prompt_mode, visualize, topk_visualize,
-                       Path(vis_dir), use_cameras)
+        deciles = [dataclasses.asdict(d) for d in results_by_decile(
+            distmat, q_pids, g_pids, q_camids, g_camids, np.asarray(occ, float), max_rank=max_rank,
+            protocol=protocol)]
+    if draw:
+        write_rankings(model, dataset, q, g, distmat, overall, prompt_mode, visualize, topk_visualize, Path(vis_dir))
     return EvalResult(prompt_mode, overall, subsets, deciles)
 
 
+def _labels(samples: Sequence[ReIDSample]) -> tuple[np.ndarray, np.ndarray]:
+    return np.array([s.pid for s in samples], dtype=np.int64), np.array([s.camid for s in samples], dtype=np.int64)
+
+
 def write_rankings(
-    model: KPR, dataset: ReIDDataset, data_config: DataConfig, q: Features, g: Features, distmat: np.ndarray,
-    result: RankResult, prompt_mode: PromptMode, count: int, topk: int, out_dir: Path, use_cameras: bool,
+    model: KPR, dataset: ReIDDataset, q: Embeddings, g: Embeddings, distmat: np.ndarray,
+    result: RankResult, prompt_mode: PromptMode, count: int, topk: int, out_dir: Path,
 ) -> list[Path]:
-    """Ranking grids (query + top-k) for the worst and some random queries."""
+    """Ranking grids (query + top-k, with the part maps computed during evaluation) for the worst
+    and some random queries."""
     from kpr.viz.ranking import RankedItem, ranking_grid, select_queries, write_png
 
+    if q.part_masks is None or g.part_masks is None:
+        raise KPRError("write_rankings: the embeddings were computed without part masks")
     valid = np.flatnonzero(result.valid_query_mask)
     chosen = [int(valid[i]) for i in select_queries(result.all_ap, min(count, len(valid)))]
     part_names = target_grouping(model.config.target_grouping).part_names
     paths = []
     for qi in chosen:
         order = np.argsort(distmat[qi], kind="stable")[:topk]
-        items = [dataset.query[qi], *[dataset.gallery[i] for i in order]]
-        embedded = extract_features_with_masks(model, items, data_config, prompt_mode, use_cameras)
-        per_slot = body_part_distance(embedded[1][:1], embedded[1][1:], embedded[2][:1], embedded[2][1:]).numpy()[:, 0]
+        query, matches = q[qi], g[order.tolist()]
+        per_slot = body_part_distance(query.embeddings, matches.embeddings, query.visibility,
+                                      matches.visibility).numpy()[:, 0]
+        both = query.visibility.bool().numpy() & matches.visibility.bool().numpy()
+        items = [(dataset.query[qi], query, 0), *[(dataset.gallery[gi], matches, j) for j, gi in enumerate(order)]]
         ranked = []
-        for j, sample in enumerate(items):
+        for rank, (sample, emb, j) in enumerate(items):
             skeletons = read_sample_keypoints(sample) if prompt_mode == "keypoints" else None
-            is_query = j == 0
-            dist = None if is_query else float(distmat[qi, order[j - 1]])
-            slot_dist = None if is_query else np.where(
-                embedded[2][0].bool().numpy() & embedded[2][j].bool().numpy(), per_slot[:, j - 1], np.nan)
+            is_query = rank == 0
             ranked.append(RankedItem(
-                name=Path(sample.image).name, image=read_rgb(sample.image), part_masks=embedded[0][j].numpy(),
-                visibility=embedded[2][j].float().numpy(),
+                name=Path(sample.image).name, image=read_rgb(sample.image),
+                part_masks=emb.part_masks[j].float().numpy(), visibility=emb.visibility[j].float().numpy(),
                 target=None if skeletons is None else skeletons.target,
                 negatives=None if skeletons is None else skeletons.negatives,
                 pid=sample.pid, correct=None if is_query else sample.pid == dataset.query[qi].pid,
-                distance=dist, part_distances=slot_dist, rank=None if is_query else j,
+                distance=None if is_query else float(distmat[qi, order[j]]),
+                part_distances=None if is_query else np.where(both[j], per_slot[:, j], np.nan),
+                rank=None if is_query else rank,
             ))
         grid = ranking_grid(ranked[0], ranked[1:], part_names, model.config.prompt_grouping)
         ap = float(result.all_ap[np.searchsorted(valid, qi)])
         paths.append(write_png(out_dir / f"query{qi:05d}_ap{ap:.2f}.png", grid))
     return paths
-
-
-@torch.inference_mode()
-def extract_features_with_masks(
-    model: KPR, samples: Sequence[ReIDSample], data_config: DataConfig, prompt_mode: PromptMode, use_cameras: bool
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(part masks [N, K+1, Hf, Wf], embeddings [N, 1+K, D], visibility [N, 1+K]) of a few samples."""
-    dataset = EvalDataset(samples, data_config, prompt_mode)
-    batch = collate_eval([dataset[i] for i in range(len(dataset))])
-    device = next(model.parameters()).device
-    out = model(batch.images.to(device), batch.prompts.to(device), batch.camids.to(device) if use_cameras else None)
-    return out.part_masks.float().cpu(), l2_normalize(out.embeddings.float()).cpu(), out.visibility.cpu()

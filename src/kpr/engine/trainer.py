@@ -5,7 +5,6 @@ resumable atomic checkpoints (``last`` every epoch, ``best`` on the best evaluat
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
 import random
@@ -19,16 +18,19 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from kpr.checkpoint import build_model
 from kpr.checkpoint.kpr_format import load_weights, read_kpr_checkpoint, save_kpr_checkpoint
 from kpr.configuration import to_dict
+from kpr.devices import resolve_device
 from kpr.data.bipo import OccluderBank
 from kpr.data.datasets import build_dataset
+from kpr.data.parsing import require_parsing_labels
 from kpr.data.samples import ReIDDataset
 from kpr.data.sampler import IdentitySampler
 from kpr.data.train_dataset import DataConfig, TrainBatch, TrainDataset, collate_train
-from kpr.engine.config import TrainConfig
+from kpr.engine.config import TrainConfig, resolve_augmentation
 from kpr.engine.distributed import DistInfo, barrier, init_distributed, mean_across_ranks
-from kpr.engine.evaluate import EvalResult, evaluate
+from kpr.engine.evaluate import EvalResult, eval_dataset_for, evaluate
 from kpr.engine.schedule import set_epoch_lr, warmup_cosine_lr
 from kpr.engine.training_state import read_training_state, rng_state, set_rng_state, write_training_state
 from kpr.errors import ConfigError, KPRError
@@ -36,7 +38,6 @@ from kpr.io_utils import write_text_atomic
 from kpr.losses.gilt import GiLtLoss, LossWeights
 from kpr.modeling.build import model_config
 from kpr.modeling.kpr import KPR
-from kpr.predictor import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -60,19 +61,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def eval_dataset_of(config: TrainConfig, train_dataset: ReIDDataset) -> ReIDDataset:
-    ds = config.dataset
-    if ds.eval_name is None and ds.eval_root is None:
-        return train_dataset
-    return build_dataset(ds.eval_name or ds.name, root=Path(ds.eval_root or ds.root).expanduser(), **ds.eval_options)
-
-
 def data_config_for(config: TrainConfig, model: KPR) -> DataConfig:
+    """The training data pipeline for ``model``: its input size, normalisation and prompt layout."""
     mc = model.config
-    augmentation = dataclasses.replace(config.augmentation, image_size=mc.image_size, mean=mc.pixel_mean, std=mc.pixel_std)
-    return DataConfig(augmentation=augmentation, prompt_grouping=mc.prompt_grouping, target_grouping=mc.target_grouping,
+    return DataConfig(augmentation=resolve_augmentation(config.augmentation, mc), prompt_grouping=mc.prompt_grouping, target_grouping=mc.target_grouping,
                       label_source=config.label_source, on_error=config.on_bad_sample,
-                      prompt_negatives=mc.prompt_negatives)
+                      prompt_negatives=mc.prompt_negatives, prompt_background=mc.prompt_background)
+
+
+def _all_finite(state: dict[str, torch.Tensor]) -> bool:
+    return all(torch.isfinite(t).all() for t in state.values() if t.is_floating_point())
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -119,10 +117,12 @@ class Trainer:
 
         ds = config.dataset
         self.dataset = build_dataset(ds.name, root=Path(ds.root).expanduser(), **ds.options)
-        self.eval_dataset = eval_dataset_of(config, self.dataset)
+        if config.label_source == "parsing":
+            require_parsing_labels(self.dataset)  # before the model and the BIPO bank are built
+        self.eval_dataset = eval_dataset_for(ds, self.dataset)
         num_cameras = self.dataset.num_cameras if config.camera_embedding and self.dataset.num_cameras > 1 else 0
         overrides = {"num_cameras": num_cameras, **config.model_overrides, "num_classes": self.dataset.num_train_pids}
-        self.model = KPR(model_config(config.model, **overrides)).to(self.device)
+        self.model = build_model(model_config(config.model, **overrides)).to(self.device)
         self.use_cameras = self.model.camera_embedding is not None
         self.data_config = data_config_for(config, self.model)
 
@@ -187,6 +187,20 @@ class Trainer:
         return save_kpr_checkpoint(self.checkpoint_dir / name, self.model.config, self.model.state_dict(), metadata,
                                    write_extra=lambda tmp: write_training_state(tmp, state))
 
+    def _save_last_good(self) -> Path | None:
+        """Save the last finite weights as ``checkpoints/last_good``: the current ones if they are
+        finite (the loss diverged in this forward pass), else those of ``checkpoints/last`` if they
+        are; ``None`` if there is no finite state."""
+        if _all_finite(self.model.state_dict()):
+            return self.save("last_good", self._epoch)
+        last = self.checkpoint_dir / "last"
+        if not last.is_dir():
+            return None
+        ckpt = read_kpr_checkpoint(last)
+        if not _all_finite(ckpt.state_dict):
+            return None
+        return save_kpr_checkpoint(self.checkpoint_dir / "last_good", ckpt.config, ckpt.state_dict, ckpt.metadata)
+
     def resume(self) -> None:
         """Continue from ``checkpoints/last``: same config required; weights, optimizer, sampler, RNG restored."""
         directory = self.checkpoint_dir / "last"
@@ -229,11 +243,11 @@ class Trainer:
             out = self.ddp_model(batch.images, prompts, cameras)
             loss = self.loss(out, batch.pids, batch.target_masks)
         if not torch.isfinite(loss.total):
-            if self.dist.is_main:
-                self.save("last_good", self._epoch)
+            where = self._save_last_good() if self.dist.is_main else None
+            kept = f"the last finite state is in {where}" if where else "no finite state was saved"
             raise TrainingDivergedError(
                 f"loss is {loss.total.item()} at step {self.global_step}; batch images: {list(batch.paths)[:8]}… "
-                f"(the state before this epoch is in {self.checkpoint_dir / 'last_good'})")
+                f"({kept})")
         self.scaler.scale(loss.total / accumulate).backward()
         if do_step:
             if self.config.optim.max_grad_norm:
@@ -289,7 +303,7 @@ class Trainer:
         results = {}
         for mode in modes:
             results[mode] = evaluate(
-                self.model, self.eval_dataset, self.data_config, prompt_mode=mode, batch_size=ec.batch_size,
+                self.model, self.eval_dataset, prompt_mode=mode, batch_size=ec.batch_size,
                 max_rank=ec.max_rank, protocol=ec.protocol, use_cameras=self.use_cameras, progress=self.progress,
                 visualize=ec.visualize if vis_dir is not None else 0, topk_visualize=ec.topk_visualize,
                 vis_dir=None if vis_dir is None else vis_dir / mode, rerank=ec.rerank)

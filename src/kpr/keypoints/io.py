@@ -50,15 +50,15 @@ def _is_number(v: object) -> bool:
 
 
 def _check_values(kps: NDArray[np.float64], where: str) -> None:
-    """Raise on the first non-finite value or negative confidence of a [..., 17, 3] array."""
-    bad = ~np.isfinite(kps).all(axis=-1) | (kps[..., 2] < 0)
+    """Raise on the first non-finite value or confidence outside [0, 1] of a [..., 17, 3] array."""
+    bad = ~np.isfinite(kps).all(axis=-1) | (kps[..., 2] < 0) | (kps[..., 2] > 1)
     if not bad.any():
         return
     pos = tuple(int(i) for i in np.argwhere(bad)[0])
     point = pos[-1]
     prefix = f"skeleton {pos[0]} " if len(pos) == 2 else ""
     x, y, c = kps[pos]
-    problem = "confidence is negative" if np.isfinite(kps[pos]).all() else "has a non-finite value"
+    problem = "confidence is not in [0, 1]" if np.isfinite(kps[pos]).all() else "has a non-finite value"
     raise KeypointFormatError(
         f"{where}: {prefix}point {point} ({COCO17_NAMES[point]}) {problem}: ({x}, {y}, {c})"
     )
@@ -100,8 +100,8 @@ def parse_keypoints_json(obj: Any, source: str = "<keypoints>") -> Skeletons:
     """Turn decoded keypoint-file JSON into the target skeleton and the negatives.
 
     Target selection follows the official reader: if no skeleton has ``is_target``, the first one
-    is the target; otherwise the (last) skeleton with ``is_target: true`` is, and every other
-    skeleton is a negative, in file order. A single dict is one target skeleton; ``null`` or an
+    is the target; otherwise the one skeleton with ``is_target: true`` is (several are an error,
+    as docs/dataset_format.md says), and every other skeleton is a negative, in file order. A single dict is one target skeleton; ``null`` or an
     empty list means no keypoints.
 
     Parameters
@@ -119,8 +119,8 @@ def parse_keypoints_json(obj: Any, source: str = "<keypoints>") -> Skeletons:
     Raises
     ------
     KeypointFormatError
-        On a wrong layout, point count, non-numeric or non-finite value, negative confidence,
-        non-boolean ``is_target``, or ``is_target`` fields none of which is true.
+        On a wrong layout, point count, non-numeric or non-finite value, confidence outside
+        [0, 1], non-boolean ``is_target``, or ``is_target`` fields not exactly one of which is true.
     """
     if obj is None:
         return Skeletons.empty()
@@ -152,12 +152,13 @@ def parse_keypoints_json(obj: Any, source: str = "<keypoints>") -> Skeletons:
         target_index = 0
     else:
         marked = [i for i, f in enumerate(flags) if f]
-        if not marked:
+        if len(marked) != 1:
             raise KeypointFormatError(
-                f"{source}: field 'is_target': no skeleton is marked true "
-                f"({len(entries)} skeletons)"
+                f"{source}: field 'is_target': exactly one skeleton must be true, "
+                f"got {len(marked)} of {len(entries)}"
+                + (f" (skeletons {marked})" if marked else "")
             )
-        target_index = marked[-1]
+        target_index = marked[0]
     negatives = [s for i, s in enumerate(skeletons) if i != target_index]
     return Skeletons(
         target=skeletons[target_index],
@@ -203,7 +204,7 @@ def validate_keypoints(kps: ArrayLike, name: str) -> NDArray[np.float64]:
     Raises
     ------
     KeypointFormatError
-        On a wrong shape, a non-numeric dtype, a non-finite value or a negative confidence.
+        On a wrong shape, a non-numeric dtype, a non-finite value or a confidence outside [0, 1].
     """
     try:
         raw = np.asarray(kps)

@@ -131,17 +131,24 @@ def _stamp_max(canvas: NDArray[np.float64], kernel: NDArray[np.float64], cx: int
     np.maximum(view, kernel[y0 - cy + r : y1 - cy + r, x0 - cx + r : x1 - cx + r], out=view)
 
 
-def empty_prompt(grouping: Grouping | str, out_hw: tuple[int, int], with_negatives: bool = True) -> NDArray[np.float64]:
-    """The prompt of an image without keypoints: background 1, every other channel 0.
+def empty_prompt(
+    grouping: Grouping | str,
+    out_hw: tuple[int, int],
+    with_negatives: bool = True,
+    with_background: bool = True,
+) -> NDArray[np.float64]:
+    """The prompt of an image without keypoints: background 1, every other channel 0 (all zeros
+    for a layout without the background channel).
 
     Returns
     -------
-    ndarray, shape [Kp + 2, H, W] (or [Kp + 1, H, W] without the negative channel), float64
+    ndarray, shape [Kp + 2, H, W] (one channel fewer per channel left out), float64
     """
     g = _resolve(grouping)
     h, w = as_hw(out_hw, "out_hw", PromptError)
-    prompt = np.zeros((g.num_parts + 1 + int(with_negatives), h, w))
-    prompt[0] = 1.0
+    prompt = np.zeros((g.num_parts + int(with_background) + int(with_negatives), h, w))
+    if with_background:
+        prompt[0] = 1.0
     return prompt
 
 
@@ -152,6 +159,7 @@ def build_prompt(
     out_hw: tuple[int, int],
     orig_hw: tuple[int, int] | None = None,
     with_negatives: bool = True,
+    with_background: bool = True,
 ) -> NDArray[np.float64]:
     """Build the prompt heatmaps of one image, exactly as the official pipeline does.
 
@@ -178,11 +186,14 @@ def build_prompt(
     with_negatives : bool
         False for models without the negative channel: ``negatives`` are ignored and the output
         is [background, part 1 .. part Kp].
+    with_background : bool
+        False for models without the background channel (official ``no_background_token``).
 
     Returns
     -------
     ndarray, shape [Kp + 2, H, W], float64
-        Channels [background, negative keypoints, part 1 .. part Kp], values in [0, 1].
+        Channels [background, negative keypoints, part 1 .. part Kp], values in [0, 1]; the
+        channels left out by ``with_negatives``/``with_background`` are removed.
     """
     g = _resolve(grouping)
     out_size = as_hw(out_hw, "out_hw", PromptError)
@@ -202,4 +213,5 @@ def build_prompt(
     for _, cx, cy in zip(*_drawn_points(negs.reshape(-1, NUM_KEYPOINTS, 3), orig_size, out_size)):
         _stamp_max(prompt[1], kernel, int(cx), int(cy))
     prompt[0] = np.clip(1.0 - prompt[1:].sum(axis=0), 0.0, 1.0)
-    return prompt if with_negatives else np.delete(prompt, 1, axis=0)
+    dropped = [c for c, keep in ((0, with_background), (1, with_negatives)) if not keep]
+    return np.delete(prompt, dropped, axis=0) if dropped else prompt

@@ -1,20 +1,26 @@
-"""Named model configurations and ``create_model`` (timm-style registry)."""
+"""Named model configurations (timm-style registry); ``kpr.create_model`` builds them."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
-from kpr.configuration import from_dict, to_dict
+from kpr.configuration import from_dict, merge, to_dict
 from kpr.errors import ConfigError
 from kpr.modeling.config import BackboneConfig, KPRConfig
-from kpr.modeling.kpr import KPR
 
 _REGISTRY: dict[str, Callable[[], KPRConfig]] = {}
 
 
 def register_model(name: str) -> Callable[[Callable[[], KPRConfig]], Callable[[], KPRConfig]]:
     def decorator(fn: Callable[[], KPRConfig]) -> Callable[[], KPRConfig]:
+        if name in _REGISTRY:
+            warnings.warn(
+                f"register_model: {name!r} is already registered; the new definition replaces it",
+                UserWarning,
+                stacklevel=2,
+            )
         _REGISTRY[name] = fn
         return fn
 
@@ -26,21 +32,12 @@ def list_models() -> list[str]:
 
 
 def model_config(name: str, **overrides: Any) -> KPRConfig:
-    """The config registered as ``name`` with field overrides (nested dicts for ``backbone``)."""
+    """The config registered as ``name`` with field overrides; a mapping is merged into its field
+    key by key (``backbone={"pretrained": path}`` keeps the other backbone fields)."""
     if name not in _REGISTRY:
         raise ConfigError(f"model {name!r} is not registered; known: {list_models()}")
-    data = to_dict(_REGISTRY[name]())
-    for key, value in overrides.items():
-        if key == "backbone" and isinstance(value, dict):
-            data["backbone"].update(value)
-        else:
-            data[key] = to_dict(value)
+    data = merge(to_dict(_REGISTRY[name]()), to_dict(overrides))
     return from_dict(KPRConfig, data, where=name)
-
-
-def create_model(name: str, **overrides: Any) -> KPR:
-    """Build a registered model (no weights are downloaded; see ``backbone.pretrained``)."""
-    return KPR(model_config(name, **overrides))
 
 
 @register_model("kpr_swinv2_base_256x128")
@@ -71,7 +68,9 @@ def _solider_swin_base() -> KPRConfig:
 def _tiny() -> KPRConfig:
     """A compact SOLIDER-style Swin (embed 32, depths 2,2,2,2) for CPU training on small crops."""
     return KPRConfig(
-        backbone=BackboneConfig(name="solider_swin", embed_dim=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8)),
+        backbone=BackboneConfig(
+            name="solider_swin", embed_dim=32, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8)
+        ),
         image_size=(128, 64),
         prompt_grouping="cck8",
         target_grouping="eight",

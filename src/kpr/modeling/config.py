@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import math
 from typing import Literal
 
+from kpr.configuration import as_hw
 from kpr.errors import ConfigError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -20,7 +22,9 @@ class BackboneConfig:
     ``name`` is a timm Swin/SwinV2 model name (family ``timm``) or ``solider_swin`` (SOLIDER's
     own Swin, family ``solider``; the official keys ``solider_swin_base_patch4_window7_224`` and
     ``imagenet_swin_base_patch4_window7_224`` are accepted as aliases). ``None`` widths/depths/heads
-    keep the architecture's own defaults. ``pretrained`` is an optional local weight file.
+    keep the architecture's own defaults. ``pretrained`` is an optional local weight file, loaded by
+    ``kpr.create_model`` / ``kpr.checkpoint.build_model`` (``KPR(config)`` alone builds the
+    architecture, randomly initialised).
     """
 
     name: str = "swinv2_base_window12to16_192to256"
@@ -85,6 +89,21 @@ class KPRConfig:
     pixel_std: tuple[float, float, float] = IMAGENET_STD
 
     def __post_init__(self) -> None:
+        h, w = as_hw(self.image_size, "image_size")
+        if h % 32 or w % 32:
+            # 4× patch embedding then three 2× patch merges: Swin needs multiples of 32.
+            raise ConfigError(f"image_size: expected (H, W) multiples of 32, got ({h}, {w})")
+        for name in ("pixel_mean", "pixel_std"):
+            value = getattr(self, name)
+            if len(value) != 3 or not all(math.isfinite(v) for v in value):
+                raise ConfigError(f"{name}: expected 3 finite numbers (R, G, B), got {list(value)}")
+        if min(self.pixel_std) <= 0:
+            raise ConfigError(f"pixel_std: expected positive values, got {list(self.pixel_std)}")
+        if self.embedding_dim < 1 or self.num_classes < 0 or self.num_cameras < 0:
+            raise ConfigError(
+                "embedding_dim must be >= 1 and num_classes, num_cameras >= 0, got "
+                f"{self.embedding_dim}, {self.num_classes}, {self.num_cameras}"
+            )
         stages = self.fusion_stages
         if not stages or stages[0] < 0 or any(a >= b for a, b in zip(stages, stages[1:])):
             raise ConfigError(

@@ -27,7 +27,10 @@ class KPR(nn.Module):
         self.backbone = build_backbone(config.backbone, config.image_size)
         stage_dims = tuple(self.backbone.stage_dims)
         self.prompt_encoder = PromptEncoder(
-            config.prompt_channels, stage_dims[0], zero_init=config.backbone.family == "solider"
+            config.prompt_channels,
+            stage_dims[0],
+            zero_init=config.backbone.family == "solider",
+            background_channel=config.prompt_background,
         )
         self.camera_embedding = (
             nn.Parameter(nn.init.trunc_normal_(torch.empty(config.num_cameras, stage_dims[0]), std=0.02))
@@ -68,27 +71,28 @@ class KPR(nn.Module):
             )
         return self.config.camera_scale * self.camera_embedding[cameras][:, None, None, :]
 
-    def forward(
+    def forward_stages(
         self,
         images: torch.Tensor,
         prompts: torch.Tensor | None = None,
         cameras: torch.Tensor | None = None,
-        *,
-        full: bool | None = None,
-    ) -> KPROutput:
-        """Embed person crops.
+    ) -> list[torch.Tensor]:
+        """Prompt + camera tokens added to the image tokens, then the Swin stages.
 
         Parameters
         ----------
         images:
             [N, 3, H, W] normalised RGB at ``config.image_size``.
         prompts:
-            [N, Cp, Hp, Wp] prompt heatmaps ([background, negatives, groups…]), or ``None`` for
-            the empty prompt.
+            [N, Cp, Hp, Wp] prompt heatmaps ([background, negatives, groups…], see
+            :func:`kpr.keypoints.build_prompt`), or ``None`` for the empty prompt.
         cameras:
             [N] camera indices for the SIE embedding (ignored by models without cameras).
-        full:
-            Compute every branch, BNNeck and classifier (default: in training mode only).
+
+        Returns
+        -------
+        list of torch.Tensor
+            One [N, C_i, H/4/2^i, W/4/2^i] map per stage.
         """
         self._check_inputs(images, prompts)
         tokens = self.backbone.embed(images)
@@ -98,7 +102,33 @@ class KPR(nn.Module):
         camera_tokens = self._camera_tokens(cameras)
         if camera_tokens is not None:
             tokens = tokens + camera_tokens
-        stages = self.backbone.forward_stages(tokens)
+        return self.backbone.forward_stages(tokens)
+
+    def forward_features(
+        self,
+        images: torch.Tensor,
+        prompts: torch.Tensor | None = None,
+        cameras: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """:meth:`forward_stages` + multi-stage fusion → [N, Df, H/4, W/4], what the head reads."""
+        stages = self.forward_stages(images, prompts, cameras)
         fused = [stages[i] for i in self.config.fusion_stages]
-        features = self.fusion(fused, size=tuple(stages[0].shape[-2:]))
+        return self.fusion(fused, size=tuple(stages[0].shape[-2:]))
+
+    def forward_head(self, features: torch.Tensor, *, full: bool | None = None) -> KPROutput:
+        """Part head on fused features [N, Df, Hf, Wf]: part maps, embeddings, visibility.
+
+        ``full`` computes every branch, BNNeck and classifier (default: in training mode only).
+        """
         return KPROutput(**self.head(features, full=self.training if full is None else full))
+
+    def forward(
+        self,
+        images: torch.Tensor,
+        prompts: torch.Tensor | None = None,
+        cameras: torch.Tensor | None = None,
+        *,
+        full: bool | None = None,
+    ) -> KPROutput:
+        """Embed person crops: :meth:`forward_features` then :meth:`forward_head`."""
+        return self.forward_head(self.forward_features(images, prompts, cameras), full=full)

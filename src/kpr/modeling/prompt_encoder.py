@@ -16,14 +16,25 @@ class PromptEncoder(nn.Module):
         Prompt channels Cp ([background, negatives, groups…] in the official layout).
     embed_dim:
         Width of the backbone's first stage.
+    background_channel:
+        Whether channel 0 is the background channel (False for the official
+        ``no_background_token`` models: the empty prompt is then all zeros).
     zero_init:
         Start with an all-zero projection so an untrained tokenizer leaves the backbone unchanged
         (LayerNorm of a zero vector returns its bias, 0 at init) — SOLIDER recipes do this.
     """
 
-    def __init__(self, in_channels: int, embed_dim: int, patch_size: int = 4, zero_init: bool = False):
+    def __init__(
+        self,
+        in_channels: int,
+        embed_dim: int,
+        patch_size: int = 4,
+        zero_init: bool = False,
+        background_channel: bool = True,
+    ):
         super().__init__()
         self.in_channels = in_channels
+        self.background_channel = background_channel
         self.proj = nn.Conv2d(in_channels, embed_dim, kernel_size=patch_size, stride=patch_size)
         self.norm = nn.LayerNorm(embed_dim)
         if zero_init:
@@ -31,9 +42,10 @@ class PromptEncoder(nn.Module):
             nn.init.zeros_(self.proj.bias)
 
     def empty_prompt(self, n: int, hw: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
-        """The "no prompt" input: [N, Cp, H, W] zeros with the background channel (0) set to 1."""
+        """The "no prompt" input: [N, Cp, H, W] zeros with the background channel (0), if any, set to 1."""
         prompt = like.new_zeros((n, self.in_channels, *hw))
-        prompt[:, 0] = 1.0
+        if self.background_channel:
+            prompt[:, 0] = 1.0
         return prompt
 
     def forward(self, prompts: torch.Tensor, image_hw: tuple[int, int]) -> torch.Tensor:

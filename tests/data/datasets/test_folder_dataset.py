@@ -22,7 +22,7 @@ from kpr.data.datasets.folder import (
     parse_filename,
     synthetic,
 )
-from kpr.data.synthetic import SyntheticConfig, generate_synthetic_dataset
+from kpr.synthetic import SyntheticConfig, generate_synthetic_dataset
 from kpr.errors import ConfigError, ImageReadError
 from kpr.keypoints import write_keypoints_file
 

@@ -9,7 +9,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 from kpr.data.datasets import build_dataset  # noqa: E402
 from kpr.data.samples import ReIDDataset, ReIDSample  # noqa: E402
-from kpr.data.synthetic import SyntheticConfig, generate_synthetic_dataset  # noqa: E402
+from kpr.synthetic import SyntheticConfig, generate_synthetic_dataset  # noqa: E402
 
 SYNTH = SyntheticConfig(
     num_images=160, num_train_ids=12, num_test_ids=4, team_size=3, num_cameras=3, seed=3

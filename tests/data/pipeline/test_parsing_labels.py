@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -18,15 +19,16 @@ from kpr.data.parsing import (
     part_scores,
     pixel_labels,
     read_sample_keypoints,
+    require_parsing_labels,
     scores_from_keypoints,
     scores_from_label_map,
     target_masks,
     torso_split_row,
 )
-from kpr.data.samples import ReIDSample
-from kpr.data.synthetic_people import PARSING_CLASSES
-from kpr.errors import ConfigError, KPRError
+from kpr.data.samples import ReIDDataset, ReIDSample
+from kpr.errors import ConfigError, DatasetError, KPRError
 from kpr.keypoints import COCO17_NAMES, TARGET_GROUPINGS
+from kpr.synthetic import PARSING_CLASSES
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "parsing_labels" / "parsing_seed0.npz"
 CASES = [(g, hw) for g in ("five_v", "eight") for hw in ((256, 128), (384, 128))]
@@ -234,3 +236,38 @@ def test_keypoint_scores_are_one_hot_parts(points, grouping):
     assert scores.sum(axis=0).max() <= 1
     if not (kps[:, 2] > 0.3).any():
         assert not scores.any()
+
+
+KPR_RELEASE = "github.com/VlSomers/keypoint_promptable_reidentification"
+
+
+def _sample(tmp_path, name, parsing=None):
+    return ReIDSample(image=tmp_path / name, pid=0, camid=0, split="train", parsing=parsing,
+                      parsing_format="pifpaf36" if parsing else None)
+
+
+def test_parsing_source_without_a_file_is_a_dataset_error_saying_where_to_get_labels(tmp_path):
+    sample = _sample(tmp_path, "x.png")
+    with pytest.raises(DatasetError, match=rf"x\.png: no parsing label file.*{KPR_RELEASE}"):
+        part_scores(sample, "eight", (8, 4), source="parsing")
+    # The keypoint-drawn labels stay available when asked for by name.
+    for source in ("keypoints", "auto"):
+        assert part_scores(sample, "eight", (8, 4), source=source).shape == (8, 8, 4)
+
+
+def test_require_parsing_labels_names_the_dataset_folder_and_the_release(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((36, 8, 4), np.float32))
+    train = [_sample(tmp_path, "a.jpg", tmp_path / "a.npy"), _sample(tmp_path, "b.jpg"),
+             _sample(tmp_path, "c.jpg")]
+    dataset = ReIDDataset(name="market1501", train=train, query=[], gallery=[], num_cameras=6)
+    with pytest.raises(DatasetError) as info:
+        require_parsing_labels(dataset)
+    message = str(info.value)
+    assert message.startswith("market1501: label_source 'parsing' needs human-parsing labels")
+    assert "2 of 3 training images have none (e.g. " + str(tmp_path / "b.jpg") in message
+    assert "masks/<masks_dir>/<split folder>/" in message and "pifpaf_maskrcnn_filtering" in message
+    assert KPR_RELEASE in message and "label_source=keypoints" in message
+    require_parsing_labels(dataclasses.replace(dataset, train=train[:1]))
+    folder = dataclasses.replace(dataset, name="my_folder_data")
+    with pytest.raises(DatasetError, match=r"my_folder_data reads them from parsing/<split>/"):
+        require_parsing_labels(folder)

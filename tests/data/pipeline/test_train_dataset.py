@@ -9,15 +9,8 @@ from torch.utils.data import DataLoader
 
 from kpr.data.bipo import OccluderBank
 from kpr.data.sampler import IdentitySampler, SampleRef
-from kpr.data.synthetic_people import PARSING_CLASSES
-from kpr.data.train_dataset import (
-    DataConfig,
-    EvalDataset,
-    TrainDataset,
-    collate_eval,
-    collate_train,
-    drop_keypoints,
-)
+from kpr.synthetic import PARSING_CLASSES
+from kpr.data.train_dataset import DataConfig, TrainDataset, collate_train
 from kpr.data.transforms import AugmentationConfig
 from kpr.errors import ConfigError, ImageReadError, KPRError
 from kpr.imaging import read_rgb
@@ -101,68 +94,14 @@ def test_bank_size_must_match(train_samples, bank):
         TrainDataset(train_samples, config, occluders=bank)
 
 
-def test_eval_dataset_prompts(split_samples):
-    samples = split_samples("query")
-    ds = EvalDataset(samples, CONFIG)
-    batch = collate_eval([ds[i] for i in range(len(samples))])
-    assert batch.images.shape == (len(samples), 3, *HW)
-    assert batch.prompts.shape == (len(samples), 10, *HW)
-    sample = samples[0]
-    skeletons = read_keypoints_file(sample.keypoints)
-    expected = build_prompt(skeletons.target, skeletons.negatives, "cck8", HW,
-                            read_rgb(sample.image).shape[:2])
-    np.testing.assert_allclose(batch.prompts[0].numpy(), expected, atol=1e-6)
-    empty = EvalDataset(samples, CONFIG, prompt_mode="empty")[0].prompt
-    assert (empty[0] == 1).all() and (empty[1:] == 0).all()
-    with pytest.raises(ConfigError):
-        EvalDataset(samples, CONFIG, prompt_mode="none")  # type: ignore[arg-type]
-
-
-def test_prompts_without_negatives(split_samples, train_samples):
-    samples = split_samples("query")
-    config = dataclasses.replace(CONFIG, prompt_negatives=False)
-    sample = next(s for s in samples if read_keypoints_file(s.keypoints).num_negatives)
-    skeletons = read_keypoints_file(sample.keypoints)
-    expected = build_prompt(skeletons.target, None, "cck8", HW, read_rgb(sample.image).shape[:2])
-    prompt = EvalDataset([sample], config)[0].prompt
-    assert prompt.shape == (9, *HW)
-    np.testing.assert_allclose(prompt.numpy(), np.delete(expected, 1, axis=0), atol=1e-6)
-    empty = EvalDataset([sample], config, prompt_mode="empty")[0].prompt
-    assert empty.shape == (9, *HW) and (empty[0] == 1).all() and (empty[1:] == 0).all()
-    train = TrainDataset(train_samples, config, parsing_classes=PARSING_CLASSES)
-    assert train[0].prompt.shape == (9, *HW)
-
-
-def test_drop_keypoints_removes_the_requested_share_of_drawn_keypoints():
-    kps = np.zeros((17, 3))
-    kps[:10, 2] = 0.9  # 10 drawn keypoints, 7 below the threshold
-    for fraction, removed in ((0.0, 0), (0.24, 2), (0.25, 3), (0.6, 6), (1.0, 10)):
-        out = drop_keypoints(kps, fraction, np.random.default_rng(0))
-        assert (out[:10, 2] == 0).sum() == removed and (out[10:] == 0).all()
-        np.testing.assert_array_equal(out[:, :2], kps[:, :2])
-    assert kps[:10, 2].min() == 0.9  # the input is not modified
-    draws = {tuple(drop_keypoints(kps, 0.5, np.random.default_rng(seed))[:, 2]) for seed in range(5)}
-    assert len(draws) > 1
-
-
-def test_eval_dataset_drops_target_keypoints_reproducibly(split_samples):
-    samples = split_samples("query")[:4]
-    full = EvalDataset(samples, CONFIG)
-    drop = dataclasses.replace(CONFIG, eval_drop_keypoints=1.0)
-    dropped = EvalDataset(samples, drop)
-    for i, sample in enumerate(samples):
-        skeletons = read_keypoints_file(sample.keypoints)
-        expected = build_prompt(None, skeletons.negatives, "cck8", HW, read_rgb(sample.image).shape[:2])
-        np.testing.assert_allclose(dropped[i].prompt.numpy(), expected, atol=1e-6)
-        assert (dropped[i].prompt[2:] == 0).all() and full[i].prompt[2:].sum() > 0
-    half = dataclasses.replace(CONFIG, eval_drop_keypoints=0.5, eval_drop_seed=3)
-    first, second = EvalDataset(samples, half)[1].prompt, EvalDataset(samples[::-1], half)[2].prompt
-    assert torch.equal(first, second)  # the draw depends on the seed and the image, not the order
-    other = dataclasses.replace(half, eval_drop_seed=4)
-    assert any(not torch.equal(EvalDataset(samples, half)[i].prompt, EvalDataset(samples, other)[i].prompt)
-               for i in range(len(samples)))
-    with pytest.raises(ConfigError, match="eval_drop_keypoints"):
-        dataclasses.replace(CONFIG, eval_drop_keypoints=1.5)
+def test_training_prompts_follow_the_model_channel_layout(train_samples):
+    for negatives, background, channels in ((True, True, 10), (False, True, 9), (True, False, 9), (False, False, 8)):
+        config = dataclasses.replace(CONFIG, prompt_negatives=negatives, prompt_background=background)
+        item = TrainDataset(train_samples, config, parsing_classes=PARSING_CLASSES)[0]
+        assert item.prompt.shape == (channels, *HW)
+        if background:  # the background channel is 1 - the drawn channels, clipped
+            np.testing.assert_allclose(item.prompt[0].numpy(),
+                                       np.clip(1 - item.prompt[1:].sum(0).numpy(), 0, 1), atol=1e-6)
 
 
 def test_bipo_occluders_come_from_the_other_ids_of_the_batch(train_samples, bank):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +16,8 @@ _DATASETS: dict[str, DatasetBuilder] = {}
 
 def register_dataset(name: str) -> Callable[[DatasetBuilder], DatasetBuilder]:
     def decorator(fn: DatasetBuilder) -> DatasetBuilder:
+        if name in _DATASETS and _DATASETS[name] is not fn:
+            warnings.warn(f"dataset {name!r} is already registered; replacing it", UserWarning, stacklevel=2)
         _DATASETS[name] = fn
         return fn
 
@@ -30,7 +34,14 @@ def build_dataset(name: str, **kwargs: Any) -> ReIDDataset:
     _import_adapters()
     if name not in _DATASETS:
         raise ConfigError(f"dataset {name!r} is not registered; known: {sorted(_DATASETS)}")
-    return _DATASETS[name](**kwargs)
+    builder = _DATASETS[name]
+    accepted = inspect.signature(builder).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        unknown = sorted(set(kwargs) - set(accepted))
+        if unknown:
+            options = sorted(k for k in accepted if k != "root")
+            raise ConfigError(f"dataset {name!r}: unknown option(s) {unknown}; its options: {options}")
+    return builder(**kwargs)
 
 
 def _import_adapters() -> None:

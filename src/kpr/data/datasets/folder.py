@@ -42,10 +42,10 @@ from kpr.data.datasets._common import (
     require_dir,
 )
 from kpr.data.samples import ReIDDataset, ReIDSample, Split
-from kpr.data.synthetic import DATASET_NAME as SYNTHETIC_NAME
-from kpr.data.synthetic import FOLDER_FORMAT
 from kpr.errors import ConfigError
 
+FOLDER_FORMAT = "kpr-folder/1"
+SYNTHETIC_NAME = "synthetic"  # the ``dataset.json`` name of what ``kpr synth`` writes
 SPLITS: tuple[Split, ...] = ("train", "query", "gallery")
 # A test-only dataset has no train folder; query and gallery are always required.
 REQUIRED_SPLITS: tuple[Split, ...] = ("query", "gallery")

@@ -12,40 +12,32 @@ It differs from the Microsoft / timm Swin in ways that change the numbers, hence
 * SOLIDER's optional "semantic weight" modulates the tokens passed from one stage to the next.
 
 Tokens are kept channels-last ([N, H, W, C]) inside the network; stage features are returned NCHW.
+Weights in the official, SOLIDER and Microsoft layouts are converted and loaded by
+:mod:`kpr.checkpoint`; this module is the architecture only.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.serialization import safe_globals
 
-from kpr.errors import CheckpointError, ConfigError
+from kpr.errors import ConfigError
 
 __all__ = [
     "PatchEmbed",
     "PatchMerging",
-    "PretrainedLoadReport",
     "SoliderSwin",
     "WindowAttention",
-    "convert_microsoft_swin_state_dict",
-    "convert_official_state_dict",
-    "convert_solider_pretrained_state_dict",
     "relative_position_index",
     "shift_window_mask",
 ]
 
 SHIFT_MASK_VALUE = -100.0
-PretrainedFormat = Literal["auto", "native", "official", "solider", "microsoft"]
 
 
 def relative_position_index(window_size: int) -> Tensor:
@@ -324,31 +316,6 @@ class SwinStage(nn.Module):
         return x, (self.downsample(x) if self.downsample is not None else x)
 
 
-@dataclass(frozen=True)
-class PretrainedLoadReport:
-    """What :meth:`SoliderSwin.load_pretrained` did.
-
-    Attributes
-    ----------
-    loaded:
-        Number of tensors copied into the model.
-    missing:
-        Model keys the file did not provide (left at their initial values).
-    unexpected:
-        File keys the model has no use for (ignored).
-    resized:
-        Relative position bias tables bicubically resized to the model's window.
-    format:
-        The file layout that was read (``native``, ``official``, ``solider`` or ``microsoft``).
-    """
-
-    loaded: int
-    missing: tuple[str, ...]
-    unexpected: tuple[str, ...]
-    resized: tuple[str, ...]
-    format: str
-
-
 class SoliderSwin(nn.Module):
     """SOLIDER-code Swin transformer returning its four per-stage features.
 
@@ -527,322 +494,3 @@ class SoliderSwin(nn.Module):
     def forward(self, images: Tensor) -> list[Tensor]:
         """[N, 3, H, W] → the features of :meth:`forward_stages` (no prompt, no camera)."""
         return self.forward_stages(self.embed(images))
-
-    def load_pretrained(
-        self, path: str | Path, *, format: PretrainedFormat = "auto"
-    ) -> PretrainedLoadReport:
-        """Load backbone weights from a local file.
-
-        Parameters
-        ----------
-        path:
-            A ``.safetensors`` file or a torch file (read with ``weights_only=True``): SOLIDER's
-            ``swin_base_reid.pth``, a Microsoft Swin checkpoint (e.g. ImageNet-22k Swin-B), a
-            state_dict in the official (mmcv) naming, or this module's own state_dict.
-        format:
-            The file layout; ``auto`` detects it from the key names.
-
-        Returns
-        -------
-        PretrainedLoadReport
-            Missing, unexpected and resized keys. Relative position tables of another window are
-            bicubically resized; ``relative_position_index`` buffers are derived from the window and
-            are never reported missing.
-
-        Raises
-        ------
-        CheckpointError
-            If the file cannot be read safely, no tensor of it fits this model, or a tensor has a
-            shape this model cannot take.
-        """
-        converters: dict[str, Callable[..., dict[str, Tensor]]] = {
-            "native": lambda sd, strict: dict(sd),
-            "official": convert_official_state_dict,
-            "solider": convert_solider_pretrained_state_dict,
-            "microsoft": convert_microsoft_swin_state_dict,
-        }
-        if format != "auto" and format not in converters:
-            raise ConfigError(
-                f"format: expected one of {sorted(converters)} or 'auto', got {format!r}"
-            )
-        path = Path(path)
-        flat = _strip_module(_unwrap_checkpoint(_read_weight_file(path), path))
-        kind = _detect_format(flat, self.state_dict().keys(), path) if format == "auto" else format
-        try:
-            converted = converters[kind](flat, strict=False)
-        except CheckpointError as exc:
-            raise CheckpointError(f"{path}: {exc}") from None
-        return self._load_converted(converted, path, kind)
-
-    def _load_converted(
-        self, state: Mapping[str, Tensor], path: Path, kind: str
-    ) -> PretrainedLoadReport:
-        own = self.state_dict()
-        accepted: dict[str, Tensor] = {}
-        resized: list[str] = []
-        for key, value in state.items():
-            if key not in own:
-                continue
-            target = own[key]
-            if value.shape != target.shape:
-                if key.endswith("relative_position_index"):
-                    continue
-                is_table = key.endswith("relative_position_bias_table")
-                if is_table and value.shape[1:] == target.shape[1:]:
-                    value = _resize_bias_table(value, target.shape[0], key, path)
-                    resized.append(key)
-                else:
-                    raise CheckpointError(
-                        f"{path}: {key} has shape {list(value.shape)}, "
-                        f"the model expects {list(target.shape)}"
-                    )
-            accepted[key] = value
-        if not accepted:
-            raise CheckpointError(f"{path}: no tensor of this file fits the SOLIDER Swin backbone")
-        self.load_state_dict(accepted, strict=False)
-        missing = tuple(
-            k for k in own if k not in accepted and not k.endswith("relative_position_index")
-        )
-        unexpected = tuple(k for k in state if k not in own)
-        return PretrainedLoadReport(len(accepted), missing, unexpected, tuple(resized), kind)
-
-
-def _resize_bias_table(table: Tensor, length: int, key: str, path: Path) -> Tensor:
-    """Bicubically resize a [(2w−1)², heads] table to [length, heads]."""
-    side_in, side_out = math.isqrt(table.shape[0]), math.isqrt(length)
-    if side_in**2 != table.shape[0] or side_out**2 != length:
-        raise CheckpointError(f"{path}: {key} of length {table.shape[0]} is not a square table")
-    heads = table.shape[1]
-    grid = table.float().T.reshape(1, heads, side_in, side_in)
-    grid = F.interpolate(grid, size=(side_out, side_out), mode="bicubic", align_corners=False)
-    return grid.reshape(heads, length).T.to(table.dtype)
-
-
-def _read_weight_file(path: Path) -> Any:
-    if not path.is_file():
-        raise CheckpointError(f"{path}: pretrained weight file not found")
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path), device="cpu")
-        except (SafetensorError, OSError) as exc:
-            raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
-    from kpr.checkpoint.official import safe_torch_load
-
-    # Self-supervised (DINO-style) training files such as SOLIDER's also pickle their argparse
-    # options; a Namespace only carries plain attributes, so it is safe to rebuild.
-    with safe_globals([argparse.Namespace]):
-        return safe_torch_load(path)
-
-
-def _unwrap_checkpoint(obj: Any, source: str | Path = "checkpoint") -> dict[str, Tensor]:
-    """Take ``teacher`` if present, then ``state_dict`` or ``model``; require tensors only."""
-    if isinstance(obj, Mapping) and isinstance(obj.get("teacher"), Mapping):
-        obj = obj["teacher"]
-    for field in ("state_dict", "model"):
-        if isinstance(obj, Mapping) and isinstance(obj.get(field), Mapping):
-            obj = obj[field]
-            break
-    if not isinstance(obj, Mapping) or not obj:
-        raise CheckpointError(f"{source}: expected a non-empty dict of tensors")
-    for key, value in obj.items():
-        if not isinstance(value, Tensor):
-            raise CheckpointError(
-                f"{source}: entry {key!r} is a {type(value).__name__}, not a tensor"
-            )
-    return dict(obj)
-
-
-def _strip_module(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    return {key.removeprefix("module."): value for key, value in state.items()}
-
-
-def _detect_format(state: Mapping[str, Tensor], own_keys: Any, path: Path) -> str:
-    keys = list(state)
-    if any(k.startswith("backbone.") for k in keys):
-        return "solider"
-    if any(k.startswith("layers.") for k in keys):
-        return "microsoft"
-    if any(".w_msa." in k or k.startswith("patch_embed.projection.") for k in keys):
-        return "official"
-    if set(keys) & set(own_keys):
-        return "native"
-    raise CheckpointError(
-        f"{path}: no known Swin key layout (SOLIDER 'backbone.*', Microsoft 'layers.*', "
-        f"official 'stages.*.attn.w_msa.*'); first keys: {keys[:3]}"
-    )
-
-
-_BLOCK = r"stages\.(\d+)\.blocks\.(\d+)\."
-_DOWNSAMPLE = r"{stages}\.(\d+)\.downsample\.(norm\.weight|norm\.bias|reduction\.weight)"
-_OFFICIAL_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern), replacement)
-    for pattern, replacement in (
-        (r"patch_embed\.projection\.(weight|bias)", r"patch_embed.proj.\1"),
-        (r"patch_embed\.norm\.(weight|bias)", r"patch_embed.norm.\1"),
-        (_BLOCK + r"(norm1|norm2)\.(weight|bias)", r"stages.\1.blocks.\2.\3.\4"),
-        (
-            _BLOCK + r"attn\.w_msa\.(relative_position_bias_table|relative_position_index)",
-            r"stages.\1.blocks.\2.attn.\3",
-        ),
-        (_BLOCK + r"attn\.w_msa\.(qkv|proj)\.(weight|bias)", r"stages.\1.blocks.\2.attn.\3.\4"),
-        (_BLOCK + r"ffn\.layers\.0\.0\.(weight|bias)", r"stages.\1.blocks.\2.mlp.fc1.\3"),
-        (_BLOCK + r"ffn\.layers\.1\.(weight|bias)", r"stages.\1.blocks.\2.mlp.fc2.\3"),
-        (_DOWNSAMPLE.format(stages="stages"), r"stages.\1.downsample.\2"),
-        (r"norm(\d+)\.(weight|bias)", r"norms.\1.\2"),
-        (r"semantic_embed_(w|b)\.(\d+)\.(weight|bias)", r"semantic_embed_\1.\2.\3"),
-    )
-)
-
-
-def _rename(
-    state: Mapping[str, Tensor],
-    rules: Sequence[tuple[re.Pattern[str], str]],
-    strict: bool,
-    layout: str,
-) -> dict[str, Tensor]:
-    out: dict[str, Tensor] = {}
-    unknown: list[str] = []
-    for key, value in state.items():
-        for pattern, replacement in rules:
-            if pattern.fullmatch(key):
-                out[pattern.sub(replacement, key)] = value
-                break
-        else:
-            unknown.append(key)
-            out[key] = value
-    if strict and unknown:
-        more = f" (+{len(unknown) - 8} more)" if len(unknown) > 8 else ""
-        shown = ", ".join(unknown[:8]) + more
-        raise CheckpointError(f"unknown {layout} SOLIDER-Swin key(s): {shown}")
-    return out
-
-
-def convert_official_state_dict(
-    sd: Mapping[str, Tensor], *, strict: bool = True
-) -> dict[str, Tensor]:
-    """Rename official (mmcv-style) SOLIDER-Swin keys to :class:`SoliderSwin` keys.
-
-    Parameters
-    ----------
-    sd:
-        Keys relative to ``backbone_appearance_feature_extractor.model.`` of a KPR checkpoint, e.g.
-        ``stages.0.blocks.1.attn.w_msa.qkv.weight``, ``stages.0.downsample.reduction.weight``,
-        ``norm0.weight``, ``patch_embed.projection.weight``, ``semantic_embed_w.0.weight``. Patch
-        merging weights are taken as already in unfold order.
-    strict:
-        Raise on keys that are not SOLIDER-Swin keys; otherwise pass them through unchanged.
-
-    Returns
-    -------
-    dict
-        The same tensors (not copied) under this module's names.
-
-    Raises
-    ------
-    CheckpointError
-        Naming the unknown keys (``strict`` only).
-    """
-    return _rename(sd, _OFFICIAL_RULES, strict, "official")
-
-
-_MICROSOFT_BLOCK = r"layers\.(\d+)\.blocks\.(\d+)\."
-_MICROSOFT_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern), replacement)
-    for pattern, replacement in (
-        (r"patch_embed\.proj\.(weight|bias)", r"patch_embed.projection.\1"),
-        (r"patch_embed\.norm\.(weight|bias)", r"patch_embed.norm.\1"),
-        (_MICROSOFT_BLOCK + r"(norm1|norm2)\.(weight|bias)", r"stages.\1.blocks.\2.\3.\4"),
-        (
-            _MICROSOFT_BLOCK + r"attn\.(relative_position_bias_table|relative_position_index|"
-            r"qkv\.weight|qkv\.bias|proj\.weight|proj\.bias)",
-            r"stages.\1.blocks.\2.attn.w_msa.\3",
-        ),
-        (_MICROSOFT_BLOCK + r"mlp\.fc1\.(weight|bias)", r"stages.\1.blocks.\2.ffn.layers.0.0.\3"),
-        (_MICROSOFT_BLOCK + r"mlp\.fc2\.(weight|bias)", r"stages.\1.blocks.\2.ffn.layers.1.\3"),
-        (_DOWNSAMPLE.format(stages="layers"), r"stages.\1.downsample.\2"),
-    )
-)
-_MICROSOFT_DROPPED = re.compile(r"head\..*|norm\.(weight|bias)|" + _MICROSOFT_BLOCK + r"attn_mask")
-
-
-def _concat_to_unfold_order(tensor: Tensor, dim: int) -> Tensor:
-    """Reorder a 4C axis from Microsoft's concat order to unfold order.
-
-    Microsoft concatenates four C-blocks for the offsets (dy, dx) = (0,0), (1,0), (0,1), (1,1);
-    unfold puts channel c of offset (dy, dx) at 4·c + 2·dy + dx.
-    """
-    size = tensor.shape[dim]
-    if size % 4:
-        raise CheckpointError(f"patch merging axis of size {size} is not a multiple of 4")
-    moved = tensor.movedim(dim, -1)
-    blocks = moved.reshape(*moved.shape[:-1], 4, size // 4)[..., [0, 2, 1, 3], :]
-    return blocks.transpose(-1, -2).reshape(moved.shape).movedim(-1, dim)
-
-
-def convert_microsoft_swin_state_dict(
-    sd: Mapping[str, Any], *, strict: bool = True
-) -> dict[str, Tensor]:
-    """Convert a Microsoft Swin checkpoint (e.g. ImageNet-22k Swin-B) to :class:`SoliderSwin` keys.
-
-    Parameters
-    ----------
-    sd:
-        The state_dict (``layers.{s}.blocks.{b}.attn.qkv.weight``, ``mlp.fc1``,
-        ``patch_embed.proj``, ``layers.{s}.downsample.{reduction,norm}``…) or a checkpoint holding
-        it under ``model``.
-        ``head.*``, the final ``norm.*`` and ``attn_mask`` buffers are dropped. Patch-merging
-        weights are reordered from concat to unfold order.
-    strict:
-        Raise on keys that are not Microsoft Swin keys; otherwise pass them through unchanged.
-
-    Returns
-    -------
-    dict
-        Tensors under this module's names. Relative position tables and index buffers are kept
-        at their stored size; :meth:`SoliderSwin.load_pretrained` adapts them to the model's window.
-
-    Raises
-    ------
-    CheckpointError
-        Naming the unknown keys (``strict`` only).
-    """
-    state = _strip_module(_unwrap_checkpoint(sd))
-    state = {k: v for k, v in state.items() if not _MICROSOFT_DROPPED.fullmatch(k)}
-    renamed = _rename(state, _MICROSOFT_RULES, strict, "Microsoft")
-    for key, value in renamed.items():
-        if re.fullmatch(r"stages\.\d+\.downsample\.reduction\.weight", key):
-            renamed[key] = _concat_to_unfold_order(value, dim=1)
-        elif re.fullmatch(r"stages\.\d+\.downsample\.norm\.(weight|bias)", key):
-            renamed[key] = _concat_to_unfold_order(value, dim=0)
-    return convert_official_state_dict(renamed, strict=strict)
-
-
-def convert_solider_pretrained_state_dict(
-    checkpoint: Mapping[str, Any], *, strict: bool = True
-) -> dict[str, Tensor]:
-    """Convert SOLIDER's pretrained ``swin_base_reid.pth`` to :class:`SoliderSwin` keys.
-
-    Parameters
-    ----------
-    checkpoint:
-        The loaded file: ``teacher`` is taken if present, then ``state_dict`` or ``model``; only
-        ``backbone.*`` keys are kept (``module.`` stripped). Keys are in the official mmcv naming,
-        with patch-merging weights already in unfold order.
-    strict:
-        Raise on backbone keys that are not SOLIDER-Swin keys; otherwise pass them through.
-
-    Raises
-    ------
-    CheckpointError
-        If there is no ``backbone.*`` key, or (``strict``) naming unknown keys.
-    """
-    state = _strip_module(_unwrap_checkpoint(checkpoint))
-    backbone = {
-        k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")
-    }
-    if not backbone:
-        raise CheckpointError("no 'backbone.*' key: not a SOLIDER pretrained checkpoint")
-    return convert_official_state_dict(_strip_module(backbone), strict=strict)

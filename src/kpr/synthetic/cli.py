@@ -6,23 +6,23 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from kpr.configuration import apply_overrides, from_dict, to_dict
-from kpr.data.synthetic import SyntheticConfig, generate_synthetic_dataset
+from kpr.configuration import apply_overrides
 from kpr.errors import ConfigError
-from kpr.viz.contact_sheet import contact_sheet
+from kpr.synthetic.contact_sheet import contact_sheet
+from kpr.synthetic.generator import SyntheticConfig, generate_synthetic_dataset
 
 
 def config_from_args(args: argparse.Namespace) -> SyntheticConfig:
     """The ``SyntheticConfig`` for parsed ``kpr synth`` arguments: ``key=value`` overrides of its
     fields, with ``--seed``/``--num-images`` as shorthands for ``seed=``/``num_images=``."""
     given = {item.partition("=")[0] for item in args.overrides}
-    flags = [f"{key}={flag}" for key, flag in (("seed", args.seed), ("num_images", args.num_images)) if flag is not None]
+    shorthands = (("seed", args.seed), ("num_images", args.num_images))
+    flags = [f"{key}={flag}" for key, flag in shorthands if flag is not None]
     for item in flags:
         key = item.partition("=")[0]
         if key in given:
             raise ConfigError(f"synth setting {key!r} given both as a flag and as {key}=...")
-    data = apply_overrides(to_dict(SyntheticConfig()), [*args.overrides, *flags])
-    return from_dict(SyntheticConfig, data, where="synth")
+    return apply_overrides(SyntheticConfig(), [*args.overrides, *flags])
 
 
 def add_synth_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

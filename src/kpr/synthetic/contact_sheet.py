@@ -15,9 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from kpr.imaging import read_rgb
 from kpr.io_utils import write_bytes_atomic
 from kpr.keypoints import read_keypoints_file
-from kpr.imaging import read_rgb
 from kpr.viz.drawing import draw_prompt
 
 _OCCLUSION_TAGS = {"none": "", "object": "obj", "multi_person": "multi"}

@@ -55,7 +55,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from kpr.data.synthetic_people import (
+from kpr.data.datasets.folder import FOLDER_FORMAT, SYNTHETIC_NAME
+from kpr.errors import ConfigError
+from kpr.io_utils import write_bytes_atomic, write_text_atomic
+from kpr.keypoints import NUM_KEYPOINTS, write_keypoints_file
+from kpr.synthetic.people import (
     PARSING_CLASSES,
     VIEWS,
     Identity,
@@ -64,13 +68,10 @@ from kpr.data.synthetic_people import (
     sample_pose,
     sample_team,
 )
-from kpr.errors import ConfigError
-from kpr.keypoints import NUM_KEYPOINTS, write_keypoints_file
-from kpr.io_utils import write_bytes_atomic, write_text_atomic
 
-FOLDER_FORMAT = "kpr-folder/1"
-DATASET_NAME = "synthetic"
-GENERATOR_NAME = "kpr.data.synthetic"
+GENERATOR_NAME = "kpr.synthetic"
+# Datasets written before the generator left ``kpr.data`` carry its old module name.
+_OUR_GENERATORS = (GENERATOR_NAME, "kpr.data.synthetic")
 GENERATOR_VERSION = 1
 OCCLUSION_KINDS: tuple[str, ...] = ("none", "object", "multi_person")
 SPLITS: tuple[str, ...] = ("train", "query", "gallery")
@@ -763,7 +764,7 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
     ours = False
     if meta.is_file():
         try:
-            ours = json.loads(meta.read_text()).get("generator", {}).get("name") == GENERATOR_NAME
+            ours = json.loads(meta.read_text()).get("generator", {}).get("name") in _OUR_GENERATORS
         except (json.JSONDecodeError, AttributeError):
             ours = False
     if not (overwrite and ours):
@@ -781,7 +782,7 @@ def dataset_metadata(config: SyntheticConfig) -> dict[str, object]:
     """The ``dataset.json`` content for ``config``."""
     return {
         "format": FOLDER_FORMAT,
-        "name": DATASET_NAME,
+        "name": SYNTHETIC_NAME,
         "image_size_hw": list(config.image_size_hw),
         "parsing_classes": list(PARSING_CLASSES),
         "keypoint_format": "coco17",
