@@ -6,7 +6,7 @@ STAMP := $(VENV)/.kpr-installed
 
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: test demo bench clean
+.PHONY: test lint demo bench clean
 
 $(STAMP): pyproject.toml requirements/lock.txt requirements/pose.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml requirements/lock.txt requirements/pose.txt
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff format --check src tests benchmarks
 
 demo: $(STAMP)
 	$(PY) -m kpr demo

@@ -1,5 +1,6 @@
-"""The KPR paper's component ablation (Table 3) and prompt-optionality study (Fig. 5) on the built-in
-synthetic multi-person benchmark (the data of ``kpr demo``).
+"""The KPR paper's component ablation (Table 3) and prompt-optionality study (Fig. 5).
+
+Both run on the built-in synthetic multi-person benchmark (the data of ``kpr demo``).
 
 Each row is one training of the ``synthetic_kpr`` recipe with overrides (same data, same seed),
 scored on the multi-person queries (every query of this benchmark):
@@ -55,11 +56,17 @@ class Row:
 
 
 ROWS: dict[str, Row] = {
-    "a": Row("PBH, last stage only", ("train_prompts=false", "model_overrides.fusion_stages=[3]",
-                                      "augmentation.bipo_p=0"), "empty"),
+    "a": Row(
+        "PBH, last stage only",
+        ("train_prompts=false", "model_overrides.fusion_stages=[3]", "augmentation.bipo_p=0"),
+        "empty",
+    ),
     "b": Row("+ MSF", ("train_prompts=false", "augmentation.bipo_p=0"), "empty"),
-    "c": Row("+ positive prompts", ("model_overrides.prompt_negatives=false", "augmentation.bipo_p=0"),
-             "keypoints"),
+    "c": Row(
+        "+ positive prompts",
+        ("model_overrides.prompt_negatives=false", "augmentation.bipo_p=0"),
+        "keypoints",
+    ),
     "d": Row("+ negative prompts", ("augmentation.bipo_p=0",), "keypoints"),
     "e": Row("+ BIPO (= KPR)", (), "keypoints"),
 }
@@ -80,20 +87,34 @@ def train_row(
     shutil.rmtree(run_dir, ignore_errors=True)
     # Row e is also scored with the empty prompt: the prompt-free reference of Fig. 5.
     eval_prompts = "both" if key == "e" else row.prompts
-    overrides = [f"dataset.root={data}", f"output_dir={run_dir}", f"seed={seed}", "eval.visualize=0",
-                 f"eval.prompts={eval_prompts}", *row.overrides]
+    overrides = [
+        f"dataset.root={data}",
+        f"output_dir={run_dir}",
+        f"seed={seed}",
+        "eval.visualize=0",
+        f"eval.prompts={eval_prompts}",
+        *row.overrides,
+    ]
     if epochs is not None:
         overrides.append(f"optim.epochs={epochs}")
     config = load_train_config(resolve_recipe(RECIPE), overrides)
     start = time.perf_counter()
     trainer = Trainer(config, device="cpu", progress=progress)
     final = trainer.fit().evaluations[config.optim.epochs - 1]
-    result = {"label": row.label, "overrides": list(row.overrides), "prompts": row.prompts,
-              **scores(final[row.prompts]), "wall_time_s": round(time.perf_counter() - start, 1)}
+    result = {
+        "label": row.label,
+        "overrides": list(row.overrides),
+        "prompts": row.prompts,
+        **scores(final[row.prompts]),
+        "wall_time_s": round(time.perf_counter() - start, 1),
+    }
     if key == "e":
         result["empty_prompt"] = scores(final["empty"])
-    print(f"row {key} ({row.label}): Rank-1 {result['rank1']:.1f}, mAP {result['mAP']:.1f}, "
-          f"{result['wall_time_s']:.0f} s", flush=True)
+    print(
+        f"row {key} ({row.label}): Rank-1 {result['rank1']:.1f}, mAP {result['mAP']:.1f}, "
+        f"{result['wall_time_s']:.0f} s",
+        flush=True,
+    )
     return trainer, result
 
 
@@ -102,13 +123,25 @@ def prompt_dropout(trainer: Trainer, seed: int) -> list[dict[str, float]]:
     ec = trainer.config.eval
     points = []
     for fraction in DROP_FRACTIONS:
-        result = evaluate(trainer.model, trainer.eval_dataset, prompt_mode="keypoints",
-                          drop_keypoints=fraction, drop_seed=seed,
-                          batch_size=ec.batch_size, max_rank=ec.max_rank, protocol=ec.protocol,
-                          use_cameras=trainer.use_cameras, rerank=ec.rerank)
+        result = evaluate(
+            trainer.model,
+            trainer.eval_dataset,
+            prompt_mode="keypoints",
+            drop_keypoints=fraction,
+            drop_seed=seed,
+            batch_size=ec.batch_size,
+            max_rank=ec.max_rank,
+            protocol=ec.protocol,
+            use_cameras=trainer.use_cameras,
+            rerank=ec.rerank,
+        )
         points.append({"fraction": fraction, **scores(result.summary())})
-        print(f"  {100 * fraction:3.0f} % of target keypoints removed: Rank-1 {points[-1]['rank1']:.1f}, "
-              f"mAP {points[-1]['mAP']:.1f}", flush=True)
+        print(
+            f"  {100 * fraction:3.0f} % of target keypoints removed: "
+            f"Rank-1 {points[-1]['rank1']:.1f}, "
+            f"mAP {points[-1]['mAP']:.1f}",
+            flush=True,
+        )
     return points
 
 
@@ -123,20 +156,35 @@ def plot_prompt_dropout(results: dict[str, Any], path: Path) -> None:
     x = [100 * p["fraction"] for p in points]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharex=True)
     for ax, metric, name in zip(axes, ("rank1", "mAP"), ("Rank-1", "mAP")):
-        ax.plot(x, [p[metric] for p in points], "o-", color="tab:red",
-                label="KPR (row e), prompt with keypoints removed")
-        ax.axhline(results["rows"]["e"]["empty_prompt"][metric], color="tab:gray", ls=":",
-                   label="same weights, empty prompt")
+        ax.plot(
+            x,
+            [p[metric] for p in points],
+            "o-",
+            color="tab:red",
+            label="KPR (row e), prompt with keypoints removed",
+        )
+        ax.axhline(
+            results["rows"]["e"]["empty_prompt"][metric],
+            color="tab:gray",
+            ls=":",
+            label="same weights, empty prompt",
+        )
         if "b" in results["rows"]:
-            ax.axhline(results["rows"]["b"][metric], color="tab:blue", ls="--",
-                       label="row b, trained without prompts")
+            ax.axhline(
+                results["rows"]["b"][metric],
+                color="tab:blue",
+                ls="--",
+                label="row b, trained without prompts",
+            )
         ax.set_xlabel("target keypoints removed from each prompt (%)")
         ax.set_ylabel(f"{name} (%)")
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
     fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8)
-    fig.suptitle(f"Prompt optionality on the synthetic multi-person benchmark (seed {results['seed']})",
-                 fontsize=10)
+    fig.suptitle(
+        f"Prompt optionality on the synthetic multi-person benchmark (seed {results['seed']})",
+        fontsize=10,
+    )
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -144,27 +192,44 @@ def plot_prompt_dropout(results: dict[str, Any], path: Path) -> None:
 
 def markdown(results: dict[str, Any]) -> str:
     """The results as Markdown tables."""
-    lines = [f"Measured {results['date']} (`{results['command']}`), seed {results['seed']}, "
-             f"{results['epochs']} epochs, {results['wall_time_s'] / 60:.1f} min in all.", "",
-             "| row | components | Rank-1 | mAP | wall time |", "|---|---|---|---|---|"]
+    lines = [
+        f"Measured {results['date']} (`{results['command']}`), seed {results['seed']}, "
+        f"{results['epochs']} epochs, {results['wall_time_s'] / 60:.1f} min in all.",
+        "",
+        "| row | components | Rank-1 | mAP | wall time |",
+        "|---|---|---|---|---|",
+    ]
     for key, row in results["rows"].items():
-        lines.append(f"| {key} | {row['label']} | {row['rank1']:.1f} | {row['mAP']:.1f} | "
-                     f"{row['wall_time_s'] / 60:.1f} min |")
+        lines.append(
+            f"| {key} | {row['label']} | {row['rank1']:.1f} | {row['mAP']:.1f} | "
+            f"{row['wall_time_s'] / 60:.1f} min |"
+        )
     if "prompt_dropout" in results:
         empty = results["rows"]["e"]["empty_prompt"]
         lines += ["", "| target keypoints removed | Rank-1 | mAP |", "|---|---|---|"]
-        lines += [f"| {100 * p['fraction']:.0f} % | {p['rank1']:.1f} | {p['mAP']:.1f} |"
-                  for p in results["prompt_dropout"]]
-        lines.append(f"| empty prompt (no negatives either) | {empty['rank1']:.1f} | {empty['mAP']:.1f} |")
+        lines += [
+            f"| {100 * p['fraction']:.0f} % | {p['rank1']:.1f} | {p['mAP']:.1f} |"
+            for p in results["prompt_dropout"]
+        ]
+        lines.append(
+            f"| empty prompt (no negatives either) | {empty['rank1']:.1f} | {empty['mAP']:.1f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seed", type=int, default=0, help="dataset, training and keypoint-removal seed")
-    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the recipe's)")
-    parser.add_argument("--rows", default=",".join(ROWS), help="comma-separated rows to run (default: all)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="dataset, training and keypoint-removal seed"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="training epochs (default: the recipe's)"
+    )
+    parser.add_argument(
+        "--rows", default=",".join(ROWS), help="comma-separated rows to run (default: all)"
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/ablation"))
     args = parser.parse_args()
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
@@ -186,7 +251,9 @@ def main() -> None:
         "rows": {},
     }
     for key in rows:
-        trainer, results["rows"][key] = train_row(key, data, args.out, args.seed, args.epochs, progress)
+        trainer, results["rows"][key] = train_row(
+            key, data, args.out, args.seed, args.epochs, progress
+        )
         if key == "e":
             print("prompt optionality (row e):", flush=True)
             results["prompt_dropout"] = prompt_dropout(trainer, args.seed)

@@ -116,17 +116,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kpr-pipeline-bench-") as tmp:
         generate_synthetic_dataset(tmp, synth, workers=2)
         data = build_dataset("synthetic", root=Path(tmp), verbose=False)
-        print(f"synthetic: {len(data.train)} training images of {data.num_train_pids} ids, "
-              f"128x64 crops; P×K = 16×4; BIPO p = {args.bipo_p}\n")
+        print(
+            f"synthetic: {len(data.train)} training images of {data.num_train_pids} ids, "
+            f"128x64 crops; P×K = 16×4; BIPO p = {args.bipo_p}\n"
+        )
         print("| input | labels | workers | samples/s | occluder bank build |")
         print("|---|---|---|---|---|")
-        runs = [((256, 128), "auto", 0), ((256, 128), "auto", 2), ((128, 64), "auto", 0),
-                ((128, 64), "auto", 2), ((256, 128), "keypoints", 0)]
+        runs = [
+            ((256, 128), "auto", 0),
+            ((256, 128), "auto", 2),
+            ((128, 64), "auto", 0),
+            ((128, 64), "auto", 2),
+            ((256, 128), "keypoints", 0),
+        ]
         for size, source, workers in runs:
             rate, bank_s = throughput(data, size, workers, args.epochs, args.bipo_p, source)
             name = "label maps" if source == "auto" else "from keypoints"
-            print(f"| {size[0]}×{size[1]} | {name} | {workers} | {rate:.0f} | {bank_s:.2f} s |",
-                  flush=True)
+            print(
+                f"| {size[0]}×{size[1]} | {name} | {workers} | {rate:.0f} | {bank_s:.2f} s |",
+                flush=True,
+            )
 
         every = [*data.train, *data.query, *data.gallery][: args.iou_images]
         print(f"\nkeypoint-drawn labels vs label maps, {len(every)} images:")

@@ -1,12 +1,12 @@
-"""Inference throughput on CPU: kpr's default path vs the official computation, plus opt-in fast paths.
+"""CPU inference throughput: kpr's default path vs the official computation, plus opt-in fast paths.
 
 The "official" variant runs the same weights through the official graph: multi-stage fusion as one
 1×1 convolution over the concatenation of the upsampled stages (sum of stage widths, 1,920 channels
-for Swin-B, at full token resolution) and every branch, BNNeck and identity classifier. kpr's default
+for Swin-B at full token resolution) and every branch, BNNeck and identity classifier. kpr's default
 path applies each stage's slice of the 1×1 kernel at the stage's own resolution and skips what
 retrieval does not use. Outputs are checked against the official variant.
 
-    python benchmarks/inference.py                       # real Swin-B / SwinV2-B + tiny, batch 1 and 32
+    python benchmarks/inference.py  # real Swin-B / SwinV2-B + tiny, batch 1 and 32
     python benchmarks/inference.py --models tiny --batch-sizes 32
 """
 
@@ -24,7 +24,10 @@ from kpr.modeling.kpr import KPR
 from kpr.retrieval.distance import l2_normalize
 
 MODELS = {
-    "solider_swin_b_384x128": ("kpr_solider_swin_base_384x128", {"num_classes": 751, "num_cameras": 6}),
+    "solider_swin_b_384x128": (
+        "kpr_solider_swin_base_384x128",
+        {"num_classes": 751, "num_cameras": 6},
+    ),
     "swinv2_b_256x128": ("kpr_swinv2_base_256x128", {"num_classes": 1000}),
     "tiny_128x64": ("kpr_tiny_128x64", {"num_classes": 100}),
 }
@@ -34,7 +37,9 @@ def official_graph_forward(model: KPR, images: torch.Tensor, prompts: torch.Tens
     """The official computation: concat fusion at full resolution, then the full head."""
     stages = model.forward_stages(images, prompts)
     size = stages[0].shape[-2:]
-    upsampled = [stages[0]] + [F.interpolate(s, size=size, mode="bilinear", align_corners=True) for s in stages[1:]]
+    upsampled = [stages[0]] + [
+        F.interpolate(s, size=size, mode="bilinear", align_corners=True) for s in stages[1:]
+    ]
     fusion = model.fusion
     features = F.relu(fusion.bn(fusion.proj(torch.cat(upsampled, dim=1))))
     return model.forward_head(features, full=True).embeddings
@@ -44,7 +49,9 @@ def kpr_forward(model: KPR, images: torch.Tensor, prompts: torch.Tensor) -> torc
     return model(images, prompts).embeddings
 
 
-def images_per_second(fn, model, images, prompts, autocast: bool, repeats: int) -> tuple[float, torch.Tensor]:
+def images_per_second(
+    fn, model, images, prompts, autocast: bool, repeats: int
+) -> tuple[float, torch.Tensor]:
     ctx = torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
     with torch.inference_mode(), ctx:
         out = fn(model, images, prompts)  # warm-up (and compilation, if any)
@@ -67,8 +74,11 @@ def run(name: str, batch: int, repeats: int, compile_: bool) -> None:
     h, w = model.config.image_size
     images = torch.randn(batch, 3, h, w)
     prompts = torch.rand(batch, model.config.prompt_channels, h, w)
-    variants = [("official graph fp32", official_graph_forward, False), ("kpr fp32", kpr_forward, False),
-                ("kpr bf16 autocast", kpr_forward, True)]
+    variants = [
+        ("official graph fp32", official_graph_forward, False),
+        ("kpr fp32", kpr_forward, False),
+        ("kpr bf16 autocast", kpr_forward, True),
+    ]
     if compile_:
         variants.append(("kpr bf16 + compile", torch.compile(kpr_forward), True))
     reference = None
@@ -79,17 +89,24 @@ def run(name: str, batch: int, repeats: int, compile_: bool) -> None:
             reference, base = out, rate
         dev = (out - reference).abs().max().item()
         cos = F.cosine_similarity(l2_normalize(out), l2_normalize(reference), dim=-1).min().item()
-        print(f"{name:24s} batch {batch:3d}  {label:22s} {rate:8.2f} img/s  x{rate / base:4.2f}  "
-              f"max|Δemb| {dev:.2e}  min cos {cos:.5f}", flush=True)
+        print(
+            f"{name:24s} batch {batch:3d}  {label:22s} {rate:8.2f} img/s  x{rate / base:4.2f}  "
+            f"max|Δemb| {dev:.2e}  min cos {cos:.5f}",
+            flush=True,
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS) + ["tiny"])
+    parser.add_argument(
+        "--models", nargs="+", default=list(MODELS), choices=list(MODELS) + ["tiny"]
+    )
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 32])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile (slow warm-up)")
+    parser.add_argument(
+        "--compile", action="store_true", help="also time torch.compile (slow warm-up)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} threads")

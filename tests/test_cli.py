@@ -17,7 +17,9 @@ def crops(tmp_path_factory):
     for group in ("g1", "g2", "kps"):
         (root / group).mkdir()
     for i in range(4):
-        Image.fromarray(inputs[f"sample{i}_image_rgb_uint8"]).save(root / ("g1" if i < 2 else "g2") / f"s{i}.png")
+        Image.fromarray(inputs[f"sample{i}_image_rgb_uint8"]).save(
+            root / ("g1" if i < 2 else "g2") / f"s{i}.png"
+        )
         if i != 3:  # sample 3 has no keypoint file: embedded without prompt
             (root / "kps" / f"s{i}.json").write_text(str(inputs[f"sample{i}_keypoints_json"]))
     return root
@@ -25,8 +27,22 @@ def crops(tmp_path_factory):
 
 def test_embed_writes_npz_with_one_row_per_image(crops, tmp_path, capsys):
     out = tmp_path / "emb.npz"
-    code = main(["embed", "--checkpoint", str(CKPT), "--images", str(crops / "g1"), str(crops / "g2"),
-                 "--keypoints", str(crops / "kps"), "--out", str(out), "--batch-size", "3"])
+    code = main(
+        [
+            "embed",
+            "--checkpoint",
+            str(CKPT),
+            "--images",
+            str(crops / "g1"),
+            str(crops / "g2"),
+            "--keypoints",
+            str(crops / "kps"),
+            "--out",
+            str(out),
+            "--batch-size",
+            "3",
+        ]
+    )
     assert code == 0
     data = np.load(out)
     assert data["embeddings"].shape == (4, 9, 512)
@@ -39,11 +55,26 @@ def test_embed_writes_npz_with_one_row_per_image(crops, tmp_path, capsys):
 
 def test_compare_prints_matrix_and_writes_figure(crops, tmp_path, capsys):
     figure = tmp_path / "cmp.png"
-    code = main(["compare", "--checkpoint", str(CKPT), "--group1", str(crops / "g1"), "--group2", str(crops / "g2"),
-                 "--keypoints", str(crops / "kps"), "--out", str(figure)])
+    code = main(
+        [
+            "compare",
+            "--checkpoint",
+            str(CKPT),
+            "--group1",
+            str(crops / "g1"),
+            "--group2",
+            str(crops / "g2"),
+            "--keypoints",
+            str(crops / "kps"),
+            "--out",
+            str(figure),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out.splitlines()
-    rows = [line.split() for line in printed if line.startswith("s0.png") or line.startswith("s1.png")]
+    rows = [
+        line.split() for line in printed if line.startswith("s0.png") or line.startswith("s1.png")
+    ]
     assert len(rows) == 2 and all(len(r) == 3 and 0.0 <= float(r[1]) <= 2.0 for r in rows)
     with Image.open(figure) as img:
         assert img.size[0] > 800 and img.size[1] > 400
@@ -62,12 +93,27 @@ def test_errors_exit_2_with_the_path(tmp_path, capsys):
     assert "missing.pth.tar" in capsys.readouterr().err
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert main(["embed", "--checkpoint", str(CKPT), "--images", str(empty), "--out", str(tmp_path / "x.npz")]) == 2
+    assert (
+        main(
+            [
+                "embed",
+                "--checkpoint",
+                str(CKPT),
+                "--images",
+                str(empty),
+                "--out",
+                str(tmp_path / "x.npz"),
+            ]
+        )
+        == 2
+    )
     assert "no images" in capsys.readouterr().err
 
 
 def _one_line_error(capsys, *needles):
-    err = [line for line in capsys.readouterr().err.strip().splitlines() if "batch/s" not in line]  # progress bars
+    err = [
+        line for line in capsys.readouterr().err.strip().splitlines() if "batch/s" not in line
+    ]  # progress bars
     assert len(err) == 1 and err[0].startswith("kpr "), err
     for needle in needles:
         assert needle in err[0], err
@@ -100,7 +146,11 @@ def test_embed_on_error_skip_reports_the_skipped_images(crops, tmp_path, capsys)
     assert not out.exists() and not list(tmp_path.glob(".emb.npz*"))  # nothing half-written
     assert main([*args, "--on-error", "skip"]) == 0
     captured = capsys.readouterr()
-    assert "skipped" in captured.err and "zz_broken.png" in captured.err and "1 skipped" in captured.out
+    assert (
+        "skipped" in captured.err
+        and "zz_broken.png" in captured.err
+        and "1 skipped" in captured.out
+    )
     assert [Path(n).name for n in np.load(out)["names"]] == ["s0.png", "s1.png"]
 
 
@@ -108,22 +158,58 @@ def test_embed_output_matches_the_library_and_reads_back(crops, tmp_path):
     import kpr
 
     out = tmp_path / "emb.npz"
-    assert main(["embed", "--checkpoint", str(CKPT), "--images", str(crops / "g1"), str(crops / "g2"),
-                 "--keypoints", str(crops / "kps"), "--out", str(out), "--batch-size", "3"]) == 0
+    assert (
+        main(
+            [
+                "embed",
+                "--checkpoint",
+                str(CKPT),
+                "--images",
+                str(crops / "g1"),
+                str(crops / "g2"),
+                "--keypoints",
+                str(crops / "kps"),
+                "--out",
+                str(out),
+                "--batch-size",
+                "3",
+            ]
+        )
+        == 0
+    )
     names, embedded = kpr.read_embeddings(out)
     predictor = kpr.KPRPredictor.from_pretrained(CKPT, device="cpu")
-    direct = predictor.embed([Path(n) for n in names],
-                             keypoints=[crops / "kps" / f"{Path(n).stem}.json" if Path(n).stem != "s3" else None
-                                        for n in names])
+    direct = predictor.embed(
+        [Path(n) for n in names],
+        keypoints=[
+            crops / "kps" / f"{Path(n).stem}.json" if Path(n).stem != "s3" else None for n in names
+        ],
+    )
     np.testing.assert_allclose(embedded.embeddings.numpy(), direct.embeddings.numpy(), atol=1e-6)
     assert embedded.prompted.tolist() == direct.prompted.tolist()
 
 
-@pytest.mark.parametrize("device, needle", [("cuda", "no usable CUDA"), ("tpu", "not a device"),
-                                            ("cuda:7", "no usable CUDA")])
+@pytest.mark.parametrize(
+    "device, needle",
+    [("cuda", "no usable CUDA"), ("tpu", "not a device"), ("cuda:7", "no usable CUDA")],
+)
 def test_bad_devices_are_one_line_errors(crops, tmp_path, capsys, device, needle):
-    assert main(["embed", "--checkpoint", str(CKPT), "--images", str(crops / "g1"), "--out",
-                 str(tmp_path / "e.npz"), "--device", device]) == 2
+    assert (
+        main(
+            [
+                "embed",
+                "--checkpoint",
+                str(CKPT),
+                "--images",
+                str(crops / "g1"),
+                "--out",
+                str(tmp_path / "e.npz"),
+                "--device",
+                device,
+            ]
+        )
+        == 2
+    )
     _one_line_error(capsys, needle)
 
 
@@ -159,9 +245,94 @@ def test_a_crash_is_still_one_line_unless_debugging(monkeypatch, capsys):
 def test_huge_and_corrupt_images_are_one_line_errors(tmp_path, capsys):
     huge = tmp_path / "huge.png"
     Image.new("L", (20000, 20000)).save(huge)  # 400 Mpx in a ~400 KB file
-    assert main(["embed", "--checkpoint", str(CKPT), "--images", str(huge), "--out", str(tmp_path / "e.npz")]) == 2
+    assert (
+        main(
+            [
+                "embed",
+                "--checkpoint",
+                str(CKPT),
+                "--images",
+                str(huge),
+                "--out",
+                str(tmp_path / "e.npz"),
+            ]
+        )
+        == 2
+    )
     _one_line_error(capsys, "huge.png", "too large")
     big = tmp_path / "big.png"
     Image.new("L", (8000, 8000)).save(big)
-    assert main(["embed", "--checkpoint", str(CKPT), "--images", str(big), "--out", str(tmp_path / "e.npz")]) == 2
+    assert (
+        main(
+            [
+                "embed",
+                "--checkpoint",
+                str(CKPT),
+                "--images",
+                str(big),
+                "--out",
+                str(tmp_path / "e.npz"),
+            ]
+        )
+        == 2
+    )
     _one_line_error(capsys, "big.png", "above kpr's limit", "KPR_MAX_IMAGE_PIXELS")
+
+
+def test_convert_never_touches_what_it_did_not_write(tmp_path, capsys, monkeypatch):
+    mine = tmp_path / "my_files"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    assert main(["convert", "--checkpoint", str(CKPT), "--out", str(mine)]) == 2
+    _one_line_error(capsys, "my_files")
+    assert main(["convert", "--checkpoint", str(CKPT), "--out", str(mine), "--overwrite"]) == 2
+    _one_line_error(capsys, "my_files")
+    assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
+    assert (mine / "thesis.tex").read_text() == "years of work"
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep me")
+    assert main(["convert", "--checkpoint", str(CKPT), "--out", str(a_file)]) == 2
+    _one_line_error(capsys, "notes.txt", "overwrite")
+    assert a_file.read_text() == "keep me"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my_files", "notes.txt"]
+    monkeypatch.chdir(mine)
+    assert main(["convert", "--checkpoint", str(CKPT), "--out", "."]) == 2
+    _one_line_error(capsys)
+    assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
+    out = tmp_path / "model"
+    assert main(["convert", "--checkpoint", str(CKPT), "--out", str(out)]) == 0
+    # its own checkpoint: replaced
+    assert main(["convert", "--checkpoint", str(CKPT), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_converted_files_respect_the_umask(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        assert main(["convert", "--checkpoint", str(CKPT), "--out", str(tmp_path / "m")]) == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m").stat().st_mode & 0o777 == 0o755
+    assert {p.stat().st_mode & 0o777 for p in (tmp_path / "m").iterdir()} == {0o644}
+
+
+def test_info_fails_for_a_checkpoint_that_does_not_load(tmp_path, capsys):
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    out = tmp_path / "model"
+    assert main(["convert", "--checkpoint", str(CKPT), "--out", str(out)]) == 0
+    weights = load_file(out / "model.safetensors")
+    weights.pop(sorted(weights)[0])
+    save_file(weights, out / "model.safetensors")
+    capsys.readouterr()
+    assert main(["info", "--checkpoint", str(out)]) == 2
+    _one_line_error(capsys, "model", "missing")
+    config = json.loads((out / "config.json").read_text())
+    config["model"]["image_size"] = [0, 128]
+    (out / "config.json").write_text(json.dumps(config))
+    assert main(["info", "--checkpoint", str(out)]) == 2
+    _one_line_error(capsys, "config.json", "image_size")

@@ -27,9 +27,14 @@ def mode(path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-@pytest.mark.parametrize(("umask", "file_mode", "dir_mode"), [
-    (0o022, 0o644, 0o755), (0o077, 0o600, 0o700), (0o002, 0o664, 0o775),
-])
+@pytest.mark.parametrize(
+    ("umask", "file_mode", "dir_mode"),
+    [
+        (0o022, 0o644, 0o755),
+        (0o077, 0o600, 0o700),
+        (0o002, 0o664, 0o775),
+    ],
+)
 def test_new_files_and_directories_get_the_umasks_permissions(
     tmp_path, set_umask, umask, file_mode, dir_mode
 ):

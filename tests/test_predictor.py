@@ -1,4 +1,7 @@
-"""The predictor reproduces the official outputs from raw crops + keypoint files (kpr's own preprocessing)."""
+"""The predictor reproduces the official outputs from raw crops + keypoint files.
+
+The inputs go through kpr's own preprocessing.
+"""
 
 from pathlib import Path
 
@@ -15,7 +18,9 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 @pytest.fixture(scope="module", params=["model_A", "model_B"])
 def family(request):
-    predictor = KPRPredictor.from_pretrained(FIXTURES / request.param / "checkpoint_official_format.pth.tar", device="cpu")
+    predictor = KPRPredictor.from_pretrained(
+        FIXTURES / request.param / "checkpoint_official_format.pth.tar", device="cpu"
+    )
     return request.param, predictor, np.load(FIXTURES / request.param / "inputs.npz")
 
 
@@ -33,7 +38,10 @@ def test_raw_crops_and_keypoint_files_reproduce_official_outputs(family, tmp_pat
     reference = np.load(FIXTURES / name / "outputs.npz")
     images = [inputs[f"sample{i}_image_rgb_uint8"] for i in range(4)]
     result = predictor.embed(
-        images, keypoints=_keypoint_files(inputs, tmp_path), cameras=inputs["cam_labels"].tolist(), batch_size=3
+        images,
+        keypoints=_keypoint_files(inputs, tmp_path),
+        cameras=inputs["cam_labels"].tolist(),
+        batch_size=3,
     )
     np.testing.assert_allclose(result.embeddings.numpy(), reference["test.embeddings"], atol=1e-4)
     np.testing.assert_array_equal(result.visibility.numpy(), reference["test.visibility"])
@@ -51,7 +59,9 @@ def test_arrays_paths_and_pil_give_the_same_embeddings(family, tmp_path):
     target, negatives = inputs["sample1_target_kps"], inputs["sample1_negative_kps"]
     from_array = predictor.embed([rgb], keypoints=[target], negative_keypoints=[negatives])
     from_path = predictor.embed([path], keypoints=[target], negative_keypoints=[negatives])
-    from_pil = predictor.embed(Image.fromarray(rgb), keypoints=[target], negative_keypoints=[negatives])
+    from_pil = predictor.embed(
+        Image.fromarray(rgb), keypoints=[target], negative_keypoints=[negatives]
+    )
     torch.testing.assert_close(from_array.embeddings, from_path.embeddings)
     torch.testing.assert_close(from_array.embeddings, from_pil.embeddings)
 
@@ -94,7 +104,7 @@ def test_bad_inputs_get_clear_errors(family, tmp_path):
     with pytest.raises(KPRError, match="one entry per image"):
         predictor.embed([rgb, rgb], keypoints=[None])
     bad_json = tmp_path / "bad.json"
-    bad_json.write_text("[{\"keypoints\": [1, 2, 3]}]")
+    bad_json.write_text('[{"keypoints": [1, 2, 3]}]')
     with pytest.raises(KeypointFormatError, match="bad.json"):
         predictor.embed([rgb], keypoints=[bad_json])
 
@@ -116,10 +126,15 @@ def test_models_without_the_negative_channel_get_matching_prompts():
     predictor = KPRPredictor(model, device="cpu")
     inputs = np.load(FIXTURES / "model_A" / "inputs.npz")
     image = inputs["sample0_image_rgb_uint8"]
-    prompt = predictor.prepare(image, inputs["sample0_target_kps"], inputs["sample0_negative_kps"]).prompt
+    prompt = predictor.prepare(
+        image, inputs["sample0_target_kps"], inputs["sample0_negative_kps"]
+    ).prompt
     assert prompt.shape == (model.config.prompt_channels, 128, 64) == (9, 128, 64)
-    result = predictor.embed([image], keypoints=[inputs["sample0_target_kps"]],
-                             negative_keypoints=[inputs["sample0_negative_kps"]])
+    result = predictor.embed(
+        [image],
+        keypoints=[inputs["sample0_target_kps"]],
+        negative_keypoints=[inputs["sample0_negative_kps"]],
+    )
     assert result.embeddings.shape == (1, 9, 128) and bool(result.prompted[0])
 
 
@@ -132,7 +147,11 @@ def test_a_single_image_takes_a_single_keypoint_file(family, tmp_path):
     listed = predictor.embed([path], keypoints=[kp_file])
     assert len(single) == 1 and bool(single.prompted[0])
     torch.testing.assert_close(single.embeddings, listed.embeddings)
-    array = predictor.embed(path, keypoints=inputs["sample0_target_kps"], negative_keypoints=inputs["sample0_negative_kps"])
+    array = predictor.embed(
+        path,
+        keypoints=inputs["sample0_target_kps"],
+        negative_keypoints=inputs["sample0_negative_kps"],
+    )
     torch.testing.assert_close(array.embeddings, listed.embeddings)
 
 
@@ -175,11 +194,15 @@ def test_embed_iter_skips_bad_crops_and_reports_them(family, tmp_path):
     good = [inputs[f"sample{i}_image_rgb_uint8"] for i in range(3)]
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"garbage")
-    chunks = list(predictor.embed_iter([good[0], broken, good[1], good[2]], batch_size=2, on_error="skip"))
+    chunks = list(
+        predictor.embed_iter([good[0], broken, good[1], good[2]], batch_size=2, on_error="skip")
+    )
     assert [c.indices for c in chunks] == [(0,), (2, 3)]
     assert chunks[0].skipped[0][0] == 1 and "broken.jpg" in chunks[0].skipped[0][1]
     got = Embeddings.cat([c.embeddings for c in chunks])
-    torch.testing.assert_close(got.embeddings, predictor.embed(good).embeddings, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        got.embeddings, predictor.embed(good).embeddings, atol=1e-5, rtol=1e-5
+    )
     with pytest.raises(ImageReadError, match="broken.jpg"):
         list(predictor.embed_iter([good[0], broken], on_error="raise"))
 
@@ -187,8 +210,8 @@ def test_embed_iter_skips_bad_crops_and_reports_them(family, tmp_path):
 def test_models_without_the_background_channel_work_end_to_end():
     """Official ``no_background_token`` models: no background channel anywhere, and the empty
     prompt is all zeros (not a 1 in the negatives channel)."""
-    from kpr.keypoints import build_prompt
     from kpr.checkpoint import create_model
+    from kpr.keypoints import build_prompt
 
     model = create_model("kpr_tiny_128x64", prompt_background=False).eval()
     predictor = KPRPredictor(model, device="cpu")
@@ -198,14 +221,20 @@ def test_models_without_the_background_channel_work_end_to_end():
     prepared = predictor.prepare(image, target, negatives)
     full = build_prompt(target, negatives, "cck8", (128, 64), image.shape[:2])
     assert prepared.prompt.shape == (9, 128, 64) == (model.config.prompt_channels, 128, 64)
-    np.testing.assert_allclose(prepared.prompt.numpy(), full[1:].astype(np.float32))  # negatives first
+    np.testing.assert_allclose(
+        prepared.prompt.numpy(), full[1:].astype(np.float32)
+    )  # negatives first
     empty = predictor.prepare(image)
     assert not empty.prompted and not empty.prompt.any()
     assert not model.prompt_encoder.empty_prompt(1, (128, 64), torch.zeros(1)).any()
     batch = empty.image[None]
     with torch.no_grad():
-        torch.testing.assert_close(model(batch, None).embeddings, model(batch, empty.prompt[None]).embeddings)
-    result = predictor.embed([image, image], keypoints=[target, None], negative_keypoints=[negatives, None])
+        torch.testing.assert_close(
+            model(batch, None).embeddings, model(batch, empty.prompt[None]).embeddings
+        )
+    result = predictor.embed(
+        [image, image], keypoints=[target, None], negative_keypoints=[negatives, None]
+    )
     assert result.prompted.tolist() == [True, False]
 
 
@@ -217,9 +246,14 @@ def test_crop_transform_reproduces_the_official_inputs(name):
     from kpr.predictor import CropTransform
 
     inputs = np.load(FIXTURES / name / "inputs.npz")
-    transform = CropTransform(load_model(FIXTURES / name / "checkpoint_official_format.pth.tar").config)
+    transform = CropTransform(
+        load_model(FIXTURES / name / "checkpoint_official_format.pth.tar").config
+    )
     for i in range(4):
-        crop = transform(inputs[f"sample{i}_image_rgb_uint8"], inputs[f"sample{i}_target_kps"],
-                         inputs[f"sample{i}_negative_kps"])
+        crop = transform(
+            inputs[f"sample{i}_image_rgb_uint8"],
+            inputs[f"sample{i}_target_kps"],
+            inputs[f"sample{i}_negative_kps"],
+        )
         np.testing.assert_allclose(crop.image.numpy(), inputs["images"][i], atol=1e-5)
         np.testing.assert_allclose(crop.prompt.numpy(), inputs["prompt_masks"][i], atol=1e-6)

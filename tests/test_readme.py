@@ -22,7 +22,11 @@ def _blocks(language: str) -> list[str]:
 def _commands(block: str) -> list[str]:
     """The ``kpr …`` commands of a bash block, continuation lines joined, comments dropped."""
     joined = block.replace("\\\n", " ")
-    return [line.split("  #")[0].strip() for line in joined.splitlines() if line.strip().startswith("kpr ")]
+    return [
+        line.split("  #")[0].strip()
+        for line in joined.splitlines()
+        if line.strip().startswith("kpr ")
+    ]
 
 
 @pytest.fixture()
@@ -35,11 +39,15 @@ def user_dir(tmp_path, monkeypatch):
     fixtures = ROOT / "tests" / "fixtures" / "model_A"
     inputs = np.load(fixtures / "inputs.npz")
     (tmp_path / "tests").symlink_to(ROOT / "tests")
-    (tmp_path / "kpr_occ_posetrack_IN.pth.tar").symlink_to(fixtures / "checkpoint_official_format.pth.tar")
+    (tmp_path / "kpr_occ_posetrack_IN.pth.tar").symlink_to(
+        fixtures / "checkpoint_official_format.pth.tar"
+    )
     for i, name in enumerate(("query.jpg", "g1.jpg", "g2.jpg")):
         Image.fromarray(inputs[f"sample{i}_image_rgb_uint8"]).save(tmp_path / name)
     (tmp_path / "query.json").write_text(str(inputs["sample0_keypoints_json"]))
-    (tmp_path / "0001_c1s1_000151_01.jpg_keypoints.json").write_text(str(inputs["sample1_keypoints_json"]))
+    (tmp_path / "0001_c1s1_000151_01.jpg_keypoints.json").write_text(
+        str(inputs["sample1_keypoints_json"])
+    )
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -55,7 +63,16 @@ def test_python_examples_run(user_dir):
 def test_cli_synopsis_parses():
     synopsis = next(b for b in _blocks("bash") if "kpr info" in b and "--checkpoint C" in b)
     commands = _commands(synopsis)
-    assert {c.split()[1] for c in commands} >= {"info", "convert", "embed", "compare", "train", "eval", "demo", "synth"}
+    assert {c.split()[1] for c in commands} >= {
+        "info",
+        "convert",
+        "embed",
+        "compare",
+        "train",
+        "eval",
+        "demo",
+        "synth",
+    }
     parser = build_parser()
     for command in commands:
         # Placeholders become values; [optional …] parts are taken as written, without brackets.

@@ -4,7 +4,7 @@ The public API (imported lazily, so ``import kpr`` and the CLI stay fast)::
 
     import kpr
     predictor = kpr.KPRPredictor.from_pretrained("model.pth.tar")   # or kpr.load_model(path)
-    model = kpr.create_model("kpr_tiny_128x64")                     # registered configs: kpr.list_models()
+    model = kpr.create_model("kpr_tiny_128x64")  # registered configs: kpr.list_models()
 """
 
 from __future__ import annotations
@@ -33,7 +33,25 @@ _EXPORTS = {
     "KPRError": "kpr.errors",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "KPR",
+    "BackboneConfig",
+    "Embeddings",
+    "KPRConfig",
+    "KPRError",
+    "KPRPredictor",
+    "Skeletons",
+    "__version__",
+    "create_model",
+    "list_models",
+    "load_checkpoint",
+    "load_model",
+    "part_distance",
+    "read_embeddings",
+    "read_keypoints_file",
+    "save_model",
+    "write_keypoints_file",
+]
 
 if TYPE_CHECKING:
     from kpr.checkpoint import create_model, load_checkpoint, load_model, save_model

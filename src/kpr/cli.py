@@ -30,7 +30,9 @@ def collect_images(items: Sequence[str]) -> list[Path]:
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
             if not found:
-                raise KPRError(f"{path}: no images ({', '.join(IMAGE_EXTENSIONS)}) in this directory")
+                raise KPRError(
+                    f"{path}: no images ({', '.join(IMAGE_EXTENSIONS)}) in this directory"
+                )
             paths.extend(found)
         elif path.is_file():
             paths.append(path)
@@ -44,7 +46,11 @@ def keypoint_file_for(image: Path, directory: Path | None) -> Path | None:
     ``<name>_keypoints.json`` / ``<name>.predictions.json``; ``None`` if there is none."""
     if directory is None:
         return None
-    for candidate in (f"{image.stem}.json", f"{image.name}_keypoints.json", f"{image.name}.predictions.json"):
+    for candidate in (
+        f"{image.stem}.json",
+        f"{image.name}_keypoints.json",
+        f"{image.name}.predictions.json",
+    ):
         if (directory / candidate).is_file():
             return directory / candidate
     return None
@@ -57,7 +63,12 @@ def _keypoints_for(images: list[Path], directory: str | None) -> list[Path | Non
     files = [keypoint_file_for(image, kp_dir) for image in images]
     missing = sum(f is None for f in files)
     if kp_dir is not None and missing:
-        log.warning("%d of %d images have no keypoint file in %s: embedded without prompt", missing, len(files), kp_dir)
+        log.warning(
+            "%d of %d images have no keypoint file in %s: embedded without prompt",
+            missing,
+            len(files),
+            kp_dir,
+        )
     return files
 
 
@@ -80,8 +91,11 @@ def _estimate_missing(images: list[Path], files: list, args: argparse.Namespace)
         except KPRError as exc:
             if args.on_error != "skip":
                 raise
-            print(f"kpr {args.command}: warning: no pose for {images[i]} ({exc}); embedded without prompt",
-                  file=sys.stderr)
+            print(
+                f"kpr {args.command}: warning: no pose for {images[i]} ({exc}); "
+                "embedded without prompt",
+                file=sys.stderr,
+            )
     return filled
 
 
@@ -101,7 +115,9 @@ def _output_file(path: str, overwrite: bool, suffix: str) -> Path:
 def _predictor(args: argparse.Namespace):
     from kpr.predictor import KPRPredictor
 
-    return KPRPredictor.from_pretrained(args.checkpoint, device=args.device, precision=args.precision)
+    return KPRPredictor.from_pretrained(
+        args.checkpoint, device=args.device, precision=args.precision
+    )
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
@@ -114,8 +130,13 @@ def cmd_embed(args: argparse.Namespace) -> int:
     skipped: list[tuple[int, str]] = []
     prompted = 0
     with EmbeddingsWriter(out) as writer:
-        chunks = predictor.embed_iter(images, keypoints, batch_size=args.batch_size,
-                                      on_error="skip" if args.on_error == "skip" else "raise", progress=True)
+        chunks = predictor.embed_iter(
+            images,
+            keypoints,
+            batch_size=args.batch_size,
+            on_error="skip" if args.on_error == "skip" else "raise",
+            progress=True,
+        )
         for chunk in chunks:
             skipped.extend(chunk.skipped)
             if chunk.embeddings is not None:
@@ -123,7 +144,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
                 prompted += int(chunk.embeddings.prompted.sum())
         embedded = len(writer.names)
         if not embedded:
-            raise KPRError(f"none of the {len(images)} images could be embedded; nothing written to {out}")
+            raise KPRError(
+                f"none of the {len(images)} images could be embedded; nothing written to {out}"
+            )
         writer.close()
     for index, reason in skipped:
         print(f"kpr embed: skipped {images[index]}: {reason}", file=sys.stderr)
@@ -144,7 +167,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     embedded, samples = [], []
     for images in groups:
         keypoints = _keypoints_for(images, args.keypoints)
-        result = predictor.embed(images, keypoints=keypoints, batch_size=args.batch_size, part_masks=True)
+        result = predictor.embed(
+            images, keypoints=keypoints, batch_size=args.batch_size, part_masks=True
+        )
         embedded.append(result)
         shown = []
         for i, (image, kp_file) in enumerate(zip(images, keypoints)):
@@ -167,7 +192,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(f"{path.name:<{width}}  " + "  ".join(f"{d:10.4f}" for d in row))
     config = predictor.config
     part_names = target_grouping(config.target_grouping).part_names
-    figure = comparison_figure(samples[0], samples[1], distances, part_names, config.prompt_grouping, out)
+    figure = comparison_figure(
+        samples[0], samples[1], distances, part_names, config.prompt_grouping, out
+    )
     print(f"figure -> {figure}")
     return 0
 
@@ -177,7 +204,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from kpr.checkpoint.kpr_format import save_kpr_checkpoint
 
     ckpt = load_checkpoint(args.checkpoint, semantic_weight=args.semantic_weight)
-    out = save_kpr_checkpoint(args.out, ckpt.config, ckpt.state_dict, ckpt.metadata, overwrite=args.overwrite)
+    out = save_kpr_checkpoint(
+        args.out, ckpt.config, ckpt.state_dict, ckpt.metadata, overwrite=args.overwrite
+    )
     print(f"converted {args.checkpoint} -> {out}")
     return 0
 
@@ -191,12 +220,19 @@ def cmd_info(args: argparse.Namespace) -> int:
     rows = [
         ("source", ckpt.metadata.get("source", "kpr")),
         ("backbone", f"{c.backbone.name} ({c.backbone.family})"),
-        ("widths/depths/heads", f"{c.backbone.embed_dim} / {c.backbone.depths} / {c.backbone.num_heads}"),
+        (
+            "widths/depths/heads",
+            f"{c.backbone.embed_dim} / {c.backbone.depths} / {c.backbone.num_heads}",
+        ),
         ("semantic weight", c.backbone.semantic_weight),
         ("image size (H×W)", f"{c.image_size[0]}×{c.image_size[1]}"),
         ("normalisation", f"mean {c.pixel_mean} std {c.pixel_std}"),
-        ("prompt grouping", f"{c.prompt_grouping} ({c.prompt_channels} channels: background "
-                            f"{'yes' if c.prompt_background else 'no'}, negatives {'yes' if c.prompt_negatives else 'no'})"),
+        (
+            "prompt grouping",
+            f"{c.prompt_grouping} ({c.prompt_channels} channels: background "
+            f"{'yes' if c.prompt_background else 'no'}, "
+            f"negatives {'yes' if c.prompt_negatives else 'no'})",
+        ),
         ("parts (K)", f"{c.num_parts} ({c.target_grouping})"),
         ("cameras (SIE)", c.num_cameras),
         ("identity classes", c.num_classes),
@@ -243,9 +279,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise KPRError(f"--out {out}: holds results.json already (pass --overwrite to replace it)")
     shorthands = [f"dataset.eval_name={args.dataset}"] if args.dataset else []
     shorthands += [f"dataset.eval_root={args.root}"] if args.root else []
-    config = load_train_config(resolve_recipe(args.config) if args.config else None, [*args.overrides, *shorthands])
-    if not args.config and not shorthands and not any(o.startswith("dataset.") for o in args.overrides):
-        raise KPRError("which dataset? pass --dataset NAME --root DIR, dataset.* overrides, or --config RECIPE")
+    config = load_train_config(
+        resolve_recipe(args.config) if args.config else None, [*args.overrides, *shorthands]
+    )
+    if (
+        not args.config
+        and not shorthands
+        and not any(o.startswith("dataset.") for o in args.overrides)
+    ):
+        raise KPRError(
+            "which dataset? pass --dataset NAME --root DIR, dataset.* overrides, or --config RECIPE"
+        )
     dataset = eval_dataset_for(config.dataset)
     device = resolve_device(args.device)
     model = load_model(args.checkpoint, device=device)
@@ -253,15 +297,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
     modes = ["keypoints", "empty"] if mode == "both" else [mode]
     summaries = {}
     for mode in modes:
-        result = evaluate(model, dataset, prompt_mode=mode, batch_size=args.batch_size or config.eval.batch_size,
-                          max_rank=config.eval.max_rank, protocol=config.eval.protocol, progress=True,
-                          use_cameras=model.camera_embedding is not None, precision=args.precision,
-                          visualize=config.eval.visualize, topk_visualize=config.eval.topk_visualize,
-                          vis_dir=out / "rankings" / mode, rerank=config.eval.rerank)
+        result = evaluate(
+            model,
+            dataset,
+            prompt_mode=mode,
+            batch_size=args.batch_size or config.eval.batch_size,
+            max_rank=config.eval.max_rank,
+            protocol=config.eval.protocol,
+            progress=True,
+            use_cameras=model.camera_embedding is not None,
+            precision=args.precision,
+            visualize=config.eval.visualize,
+            topk_visualize=config.eval.topk_visualize,
+            vis_dir=out / "rankings" / mode,
+            rerank=config.eval.rerank,
+        )
         summaries[mode] = result.summary()
     print(results_table(summaries))
-    write_text_atomic(out / "results.json", json.dumps({"checkpoint": str(args.checkpoint), "dataset": dataset.name,
-                                                        "results": summaries}, indent=2))
+    write_text_atomic(
+        out / "results.json",
+        json.dumps(
+            {"checkpoint": str(args.checkpoint), "dataset": dataset.name, "results": summaries},
+            indent=2,
+        ),
+    )
     print(f"results -> {out / 'results.json'}")
     return 0
 
@@ -274,11 +333,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _add_model_options(parser: argparse.ArgumentParser, batch_size: int | None = 32) -> None:
-    parser.add_argument("--checkpoint", required=True, help="official .pth.tar or kpr checkpoint directory")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:N, mps (default: best available)")
+    parser.add_argument(
+        "--checkpoint", required=True, help="official .pth.tar or kpr checkpoint directory"
+    )
+    parser.add_argument(
+        "--device", default=None, help="cpu, cuda, cuda:N, mps (default: best available)"
+    )
     parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
-    parser.add_argument("--batch-size", type=int, default=batch_size,
-                        help="crops per forward pass" + ("" if batch_size else " (default: the recipe's eval.batch_size)"))
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=batch_size,
+        help="crops per forward pass"
+        + ("" if batch_size else " (default: the recipe's eval.batch_size)"),
+    )
 
 
 def _add_overwrite(parser: argparse.ArgumentParser, what: str) -> None:
@@ -288,24 +356,41 @@ def _add_overwrite(parser: argparse.ArgumentParser, what: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from kpr import __version__
 
-    parser = argparse.ArgumentParser(prog="kpr", description="Keypoint-promptable person re-identification")
+    parser = argparse.ArgumentParser(
+        prog="kpr", description="Keypoint-promptable person re-identification"
+    )
     parser.add_argument("--version", action="version", version=f"kpr {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="<verb>")
 
     embed = sub.add_parser("embed", help="embed person crops into part embeddings (.npz)")
     embed.add_argument("--images", nargs="+", required=True, help="image files and/or directories")
-    embed.add_argument("--keypoints", help="directory of keypoint JSON files (official format, same stem as the "
-                                           "image), or 'auto' to prompt every crop from the pose estimator")
-    embed.add_argument("--estimator", default=None,
-                       help="pose estimator for crops without a keypoint file (default with --keypoints auto: mediapipe)")
-    embed.add_argument("--out", required=True, help="output .npz file (embeddings, visibility, prompted, names)")
-    embed.add_argument("--on-error", choices=("stop", "skip"), default="stop",
-                       help="skip: leave out unreadable images or bad keypoint files and report them")
+    embed.add_argument(
+        "--keypoints",
+        help="directory of keypoint JSON files (official format, same stem as the "
+        "image), or 'auto' to prompt every crop from the pose estimator",
+    )
+    embed.add_argument(
+        "--estimator",
+        default=None,
+        help="pose estimator for crops without a keypoint file "
+        "(default with --keypoints auto: mediapipe)",
+    )
+    embed.add_argument(
+        "--out", required=True, help="output .npz file (embeddings, visibility, prompted, names)"
+    )
+    embed.add_argument(
+        "--on-error",
+        choices=("stop", "skip"),
+        default="stop",
+        help="skip: leave out unreadable images or bad keypoint files and report them",
+    )
     _add_model_options(embed)
     _add_overwrite(embed, "an existing --out file")
     embed.set_defaults(func=cmd_embed)
 
-    compare = sub.add_parser("compare", help="distance matrix between two groups of crops, with a figure")
+    compare = sub.add_parser(
+        "compare", help="distance matrix between two groups of crops, with a figure"
+    )
     compare.add_argument("--group1", nargs="+", required=True)
     compare.add_argument("--group2", nargs="+", required=True)
     compare.add_argument("--keypoints", help="directory of keypoint JSON files")
@@ -314,42 +399,81 @@ def build_parser() -> argparse.ArgumentParser:
     _add_overwrite(compare, "an existing --out file")
     compare.set_defaults(func=cmd_compare)
 
-    convert = sub.add_parser("convert", help="official .pth.tar -> kpr checkpoint directory (safetensors + JSON)")
-    convert.add_argument("--checkpoint", required=True, help="official .pth.tar (or a kpr checkpoint directory)")
+    convert = sub.add_parser(
+        "convert", help="official .pth.tar -> kpr checkpoint directory (safetensors + JSON)"
+    )
+    convert.add_argument(
+        "--checkpoint", required=True, help="official .pth.tar (or a kpr checkpoint directory)"
+    )
     convert.add_argument("--out", required=True, help="kpr checkpoint directory to create")
-    convert.add_argument("--semantic-weight", type=float, default=None, help="SOLIDER semantic weight override")
-    convert.add_argument("--overwrite", action="store_true",
-                         help="replace a file at --out (a previous kpr checkpoint is always replaced; "
-                              "a directory holding other files is always refused)")
+    convert.add_argument(
+        "--semantic-weight", type=float, default=None, help="SOLIDER semantic weight override"
+    )
+    convert.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a file at --out (a previous kpr checkpoint is always replaced; "
+        "a directory holding other files is always refused)",
+    )
     convert.set_defaults(func=cmd_convert)
 
     info = sub.add_parser("info", help="describe a checkpoint (and check that it loads)")
     info.add_argument("--checkpoint", required=True)
     info.set_defaults(func=cmd_info)
 
-    train = sub.add_parser("train", help="train from a recipe: kpr train --config RECIPE [key=value ...]")
-    train.add_argument("--config", required=True, help="YAML file or shipped recipe name (e.g. synthetic_kpr, official/solider_market)")
-    train.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. optim.epochs=10")
-    train.add_argument("--resume", action="store_true", help="continue the run in output_dir from its last checkpoint")
+    train = sub.add_parser(
+        "train", help="train from a recipe: kpr train --config RECIPE [key=value ...]"
+    )
+    train.add_argument(
+        "--config",
+        required=True,
+        help="YAML file or shipped recipe name (e.g. synthetic_kpr, official/solider_market)",
+    )
+    train.add_argument(
+        "overrides", nargs="*", help="dotted key=value overrides, e.g. optim.epochs=10"
+    )
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in output_dir from its last checkpoint",
+    )
     train.add_argument("--device", default=None)
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("eval", help="evaluate a kpr or official checkpoint on a dataset")
-    evaluate.add_argument("--config", help="recipe naming the dataset (optional: YAML or shipped name)")
-    evaluate.add_argument("--dataset", help="registered dataset name to evaluate on (e.g. market1501, synthetic)")
+    evaluate.add_argument(
+        "--config", help="recipe naming the dataset (optional: YAML or shipped name)"
+    )
+    evaluate.add_argument(
+        "--dataset", help="registered dataset name to evaluate on (e.g. market1501, synthetic)"
+    )
     evaluate.add_argument("--root", help="that dataset's root directory")
-    evaluate.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. dataset.eval_options.x=1")
-    evaluate.add_argument("--prompts", choices=("keypoints", "empty", "both"), default=None,
-                          help="default: the recipe's eval.prompts")
-    evaluate.add_argument("--out", default="runs/eval", help="output directory (results.json, rankings/)")
+    evaluate.add_argument(
+        "overrides", nargs="*", help="dotted key=value overrides, e.g. dataset.eval_options.x=1"
+    )
+    evaluate.add_argument(
+        "--prompts",
+        choices=("keypoints", "empty", "both"),
+        default=None,
+        help="default: the recipe's eval.prompts",
+    )
+    evaluate.add_argument(
+        "--out", default="runs/eval", help="output directory (results.json, rankings/)"
+    )
     _add_model_options(evaluate, batch_size=None)
     _add_overwrite(evaluate, "results.json in --out")
     evaluate.set_defaults(func=cmd_eval)
 
-    demo = sub.add_parser("demo", help="train and evaluate KPR vs no prompt on the synthetic benchmark (CPU)")
+    demo = sub.add_parser(
+        "demo", help="train and evaluate KPR vs no prompt on the synthetic benchmark (CPU)"
+    )
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--out", default="runs/demo", help="output directory")
-    demo.add_argument("overrides", nargs="*", help="recipe overrides applied to both trainings, e.g. optim.epochs=2")
+    demo.add_argument(
+        "overrides",
+        nargs="*",
+        help="recipe overrides applied to both trainings, e.g. optim.epochs=2",
+    )
     demo.set_defaults(func=cmd_demo)
 
     from kpr.pose.cli import add_annotate_parser
@@ -382,8 +506,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: still one line, with a way to get the traceback
         if os.environ.get("KPR_DEBUG"):
             raise
-        print(f"kpr {args.command}: internal error: {type(exc).__name__}: {exc} "
-              "(set KPR_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(
+            f"kpr {args.command}: internal error: {type(exc).__name__}: {exc} "
+            "(set KPR_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -182,6 +182,9 @@ def from_dict(cls: type[T], data: Any, where: str = "config") -> T:
         return cls(**kwargs)
     except TypeError as exc:
         raise ConfigError(_at(where, str(exc))) from None
+    except ConfigError as exc:
+        # A dataclass's own validation (__post_init__) does not know where its values came from.
+        raise ConfigError(_at(where, str(exc))) from None
 
 
 # ------------------------------------------------------------------------------------ overrides

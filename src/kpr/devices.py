@@ -24,16 +24,23 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
-        raise KPRError(f"device: {device!r} is not a device (expected cpu, cuda, cuda:N, mps or auto)") from None
+        raise KPRError(
+            f"device: {device!r} is not a device (expected cpu, cuda, cuda:N, mps or auto)"
+        ) from None
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
             raise KPRError(f"device: {device!r} requested, but this machine has no usable CUDA GPU")
         if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise KPRError(f"device: {device!r} requested, but there are {torch.cuda.device_count()} CUDA device(s)")
+            raise KPRError(
+                f"device: {device!r} requested, but there are "
+                f"{torch.cuda.device_count()} CUDA device(s)"
+            )
     elif resolved.type == "mps" and not _mps_available():
         raise KPRError(f"device: {device!r} requested, but MPS is not available here")
     elif resolved.type not in ("cpu", "cuda", "mps"):
-        raise KPRError(f"device: {device!r} is not supported (expected cpu, cuda, cuda:N, mps or auto)")
+        raise KPRError(
+            f"device: {device!r} is not supported (expected cpu, cuda, cuda:N, mps or auto)"
+        )
     return resolved
 
 

@@ -43,7 +43,9 @@ class EmbeddingsWriter:
     def add(self, names: Sequence[str], embedded: Embeddings) -> None:
         """Append ``len(names)`` rows (``embedded`` in the same order)."""
         if len(names) != len(embedded):
-            raise KPRError(f"EmbeddingsWriter.add: {len(names)} names for {len(embedded)} embeddings")
+            raise KPRError(
+                f"EmbeddingsWriter.add: {len(names)} names for {len(embedded)} embeddings"
+            )
         for key in _TENSORS:
             array = np.ascontiguousarray(getattr(embedded, key).numpy())
             row = (array.shape[1:], array.dtype)
@@ -61,13 +63,21 @@ class EmbeddingsWriter:
         for f in self._files.values():
             f.close()
         n = len(self.names)
-        with atomic_path(self.path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+        with (
+            atomic_path(self.path) as tmp,
+            zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf,
+        ):
             for key in _TENSORS:
                 shape, dtype = self._rows[key]
                 with zf.open(f"{key}.npy", "w", force_zip64=True) as member:
                     np.lib.format.write_array_header_2_0(
-                        member, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
-                                 "shape": (n, *shape)})
+                        member,
+                        {
+                            "descr": np.lib.format.dtype_to_descr(dtype),
+                            "fortran_order": False,
+                            "shape": (n, *shape),
+                        },
+                    )
                     with open(Path(self._tmp.name) / key, "rb") as raw:
                         shutil.copyfileobj(raw, member, 1 << 20)
             with zf.open("names.npy", "w", force_zip64=True) as member:
@@ -83,13 +93,18 @@ class EmbeddingsWriter:
     def __enter__(self) -> EmbeddingsWriter:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if exc_type is not None:
             self.discard()
 
 
 def read_embeddings(path: str | os.PathLike[str]) -> tuple[list[str], Embeddings]:
-    """Read a ``kpr embed`` output: (names, :class:`~kpr.predictor.Embeddings` without part masks)."""
+    """Read ``kpr embed`` output: (names, :class:`~kpr.predictor.Embeddings` without part masks)."""
     import torch
 
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Union
 
 import cv2
 import numpy as np
@@ -15,7 +14,7 @@ from PIL import Image
 
 from kpr.errors import ImageReadError
 
-ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
+ImageLike = str | os.PathLike | Image.Image | np.ndarray
 
 DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
 """Largest image kpr decodes (≈ 8K video frames fit); ``KPR_MAX_IMAGE_PIXELS`` overrides it. A
@@ -102,7 +101,9 @@ def to_rgb_array(image: ImageLike, name: str = "image") -> NDArray[np.uint8]:
         if image.ndim == 2:
             image = np.repeat(image[..., None], 3, axis=2)
         if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
-            raise ImageReadError(f"{name}: expected an RGB array [H, W, 3], got shape {list(image.shape)}")
+            raise ImageReadError(
+                f"{name}: expected an RGB array [H, W, 3], got shape {list(image.shape)}"
+            )
         if image.dtype != np.uint8:
             raise ImageReadError(f"{name}: expected dtype uint8, got {image.dtype}")
         check_image_size(image.shape[1], image.shape[0], name)
@@ -133,5 +134,5 @@ def preprocess(
     mean: tuple[float, float, float],
     std: tuple[float, float, float],
 ) -> torch.Tensor:
-    """RGB uint8 [H0, W0, 3] → normalised float32 [3, H, W]: the official test-time preprocessing."""
+    """RGB uint8 [H0, W0, 3] → normalised float32 [3, H, W]: official test-time preprocessing."""
     return torch.from_numpy(normalize_rgb(resize_rgb(rgb, image_size), mean, std))

@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal
 
 import numpy as np
 import torch
@@ -38,8 +38,8 @@ from kpr.modeling.config import KPRConfig
 from kpr.modeling.kpr import KPR
 from kpr.retrieval.distance import l2_normalize, part_distance
 
-KeypointsLike = Union[None, str, os.PathLike, Skeletons, ArrayLike]
-"""A target [17, 3] array, an official keypoint JSON path, or :class:`Skeletons`; None = no prompt."""
+KeypointsLike = str | os.PathLike | Skeletons | ArrayLike | None
+"""Target [17, 3] array, official keypoint JSON path, or :class:`Skeletons`; None = no prompt."""
 Precision = Literal["float32", "bfloat16"]
 OnError = Literal["raise", "skip"]
 
@@ -80,7 +80,9 @@ class Embeddings:
         elif not isinstance(index, slice):
             index = torch.as_tensor(index, dtype=torch.long)
         masks = None if self.part_masks is None else self.part_masks[index]
-        return Embeddings(self.embeddings[index], self.visibility[index], self.prompted[index], masks)
+        return Embeddings(
+            self.embeddings[index], self.visibility[index], self.prompted[index], masks
+        )
 
     @staticmethod
     def cat(parts: Sequence[Embeddings]) -> Embeddings:
@@ -150,8 +152,13 @@ class CropTransform:
         c = self.config
         _check_pixel_coordinates(target, negatives, rgb.shape[:2], name)
         prompt = build_prompt(
-            target, negatives, c.prompt_grouping, c.image_size, rgb.shape[:2],
-            with_negatives=c.prompt_negatives, with_background=c.prompt_background,
+            target,
+            negatives,
+            c.prompt_grouping,
+            c.image_size,
+            rgb.shape[:2],
+            with_negatives=c.prompt_negatives,
+            with_background=c.prompt_background,
         )
         drawn = prompt[1:] if c.prompt_background else prompt
         image = preprocess(rgb, c.image_size, c.pixel_mean, c.pixel_std)
@@ -159,7 +166,10 @@ class CropTransform:
 
 
 def _check_pixel_coordinates(
-    target: NDArray[np.float64] | None, negatives: NDArray[np.float64] | None, hw: tuple[int, int], name: str
+    target: NDArray[np.float64] | None,
+    negatives: NDArray[np.float64] | None,
+    hw: tuple[int, int],
+    name: str,
 ) -> None:
     """Refuse keypoints given in normalised [0, 1] coordinates: they would all be drawn in the
     top-left pixel of any crop bigger than a few pixels."""
@@ -177,7 +187,9 @@ def _as_list(value: object, n: int, name: str) -> list:
     if value is None:
         return [None] * n
     if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
-        raise KPRError(f"{name}: expected one entry per image (a list of {n}), got {type(value).__name__}")
+        raise KPRError(
+            f"{name}: expected one entry per image (a list of {n}), got {type(value).__name__}"
+        )
     if len(value) != n:
         raise KPRError(f"{name}: expected one entry per image ({n}), got {len(value)}")
     return list(value)
@@ -188,14 +200,20 @@ def _wrap_single(value: object) -> list | None:
     non-number is taken as already per-image (for negatives both readings give the same M = 1)."""
     if value is None:
         return None
-    if isinstance(value, (list, tuple)) and len(value) == 1 and not isinstance(value[0], (int, float)):
+    if (
+        isinstance(value, (list, tuple))
+        and len(value) == 1
+        and not isinstance(value[0], (int, float))
+    ):
         return list(value)
     return [value]
 
 
 def _is_single_image(images: object) -> bool:
     return isinstance(images, (str, os.PathLike, Image.Image)) or (
-        isinstance(images, np.ndarray) and images.ndim in (2, 3) and (images.ndim == 2 or images.shape[2] == 3)
+        isinstance(images, np.ndarray)
+        and images.ndim in (2, 3)
+        and (images.ndim == 2 or images.shape[2] == 3)
     )
 
 
@@ -213,7 +231,9 @@ class KPRPredictor:
         (see docs/performance.md: faster only on CPUs with native bf16).
     """
 
-    def __init__(self, model: KPR, device: str | torch.device | None = None, precision: Precision = "float32"):
+    def __init__(
+        self, model: KPR, device: str | torch.device | None = None, precision: Precision = "float32"
+    ):
         if precision not in ("float32", "bfloat16"):
             raise KPRError(f"precision: expected 'float32' or 'bfloat16', got {precision!r}")
         self.device = resolve_device(device)
@@ -252,7 +272,9 @@ class KPRPredictor:
         rgb = to_rgb_array(image, name)
         negatives = None
         if negative_keypoints is not None:
-            negatives = validate_keypoints(negative_keypoints, f"{name}: negative_keypoints").reshape(-1, 17, 3)
+            negatives = validate_keypoints(
+                negative_keypoints, f"{name}: negative_keypoints"
+            ).reshape(-1, 17, 3)
         target = None
         if isinstance(keypoints, (str, os.PathLike)):
             keypoints = read_keypoints_file(keypoints)
@@ -262,7 +284,9 @@ class KPRPredictor:
         elif keypoints is not None:
             target = validate_keypoints(keypoints, f"{name}: keypoints")
             if target.ndim != 2:
-                raise KeypointFormatError(f"{name}: keypoints: expected shape [17, 3], got {list(target.shape)}")
+                raise KeypointFormatError(
+                    f"{name}: keypoints: expected shape [17, 3], got {list(target.shape)}"
+                )
         return self.transform(rgb, target, negatives, name)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -280,7 +304,9 @@ class KPRPredictor:
         prompted: torch.Tensor | None = None,
         part_masks: bool = False,
     ) -> Embeddings:
-        """Run the model on prepared inputs: images [N, 3, H, W], prompts [N, Cp, H, W], cameras [N].
+        """Run the model on prepared inputs.
+
+        ``images`` [N, 3, H, W], ``prompts`` [N, Cp, H, W], ``cameras`` [N].
 
         ``prompted`` [N] bool defaults to "any prompt channel but the background is non-zero".
         """
@@ -329,7 +355,10 @@ class KPRPredictor:
         kps = _as_list(keypoints, n, "keypoints")
         negs = _as_list(negative_keypoints, n, "negative_keypoints")
         cams = _as_list(cameras, n, "cameras")
-        names = [str(img) if isinstance(img, (str, os.PathLike)) else f"images[{i}]" for i, img in enumerate(images)]
+        names = [
+            str(img) if isinstance(img, (str, os.PathLike)) else f"images[{i}]"
+            for i, img in enumerate(images)
+        ]
         starts = range(0, n, batch_size)
         if progress:
             from tqdm.auto import tqdm
@@ -347,7 +376,9 @@ class KPRPredictor:
                     skipped.append((i, str(exc)))
                     continue
                 if kps[i] is not None and not crop.prompted:
-                    unusable.append(str(kps[i]) if isinstance(kps[i], (str, os.PathLike)) else names[i])
+                    unusable.append(
+                        str(kps[i]) if isinstance(kps[i], (str, os.PathLike)) else names[i]
+                    )
                 kept.append(i)
                 prepared.append(crop)
             embedded = None
@@ -366,7 +397,8 @@ class KPRPredictor:
         if unusable:
             shown = ", ".join(unusable[:5]) + (" …" if len(unusable) > 5 else "")
             warnings.warn(
-                f"{len(unusable)} crop(s) have keypoints but none above confidence {VISIBILITY_THRESHOLD} "
+                f"{len(unusable)} crop(s) have keypoints but none above confidence "
+                f"{VISIBILITY_THRESHOLD} "
                 f"inside the crop, so they were embedded without prompt: {shown}",
                 PromptWarning,
                 stacklevel=2,
@@ -387,16 +419,25 @@ class KPRPredictor:
 
         A single image takes a single ``keypoints`` / ``negative_keypoints`` / ``cameras`` value.
         """
-        chunks = [c.embeddings for c in self.embed_iter(
-            images, keypoints, negative_keypoints, cameras,  # type: ignore[arg-type]
-            batch_size=batch_size, part_masks=part_masks, progress=progress,
-        )]
+        chunks = [
+            c.embeddings
+            for c in self.embed_iter(
+                images,
+                keypoints,
+                negative_keypoints,
+                cameras,  # type: ignore[arg-type]
+                batch_size=batch_size,
+                part_masks=part_masks,
+                progress=progress,
+            )
+        ]
         return Embeddings.cat([c for c in chunks if c is not None])
 
-    def distance(self, a: Embeddings, b: Embeddings, metric: Literal["euclidean", "cosine"] = "euclidean") -> torch.Tensor:
+    def distance(
+        self, a: Embeddings, b: Embeddings, metric: Literal["euclidean", "cosine"] = "euclidean"
+    ) -> torch.Tensor:
         """[Na, Nb] part-based distance: mean per-slot distance over slots visible in both crops.
 
         Euclidean distances of unit vectors lie in [0, 2] (the official demo divides by 2).
         """
         return part_distance(a.embeddings, b.embeddings, a.visibility, b.visibility, metric=metric)
-

@@ -12,11 +12,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from kpr.checkpoint import inspect_checkpoint, load_checkpoint, load_model, save_model
+from kpr.checkpoint import create_model, inspect_checkpoint, load_checkpoint, load_model, save_model
 from kpr.checkpoint.convert import infer_config
 from kpr.checkpoint.official import read_official_checkpoint
 from kpr.errors import CheckpointError
-from kpr.checkpoint import create_model
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 CKPT_A = FIXTURES / "model_A" / "checkpoint_official_format.pth.tar"
@@ -44,15 +43,26 @@ def test_official_checkpoint_is_read_without_yacs_and_on_cpu(monkeypatch):
 def test_architecture_is_inferred_from_shapes_not_the_backbone_name():
     a = infer_config(read_official_checkpoint(CKPT_A))
     assert (a.backbone.family, a.backbone.embed_dim, a.backbone.depths, a.backbone.num_heads) == (
-        "timm", 16, (2, 2, 2, 2), (1, 2, 4, 8)
+        "timm",
+        16,
+        (2, 2, 2, 2),
+        (1, 2, 4, 8),
     )
     assert (a.num_parts, a.prompt_channels, a.num_cameras, a.num_classes, a.fusion_dim) == (
-        8, 10, 0, 11, 128
+        8,
+        10,
+        0,
+        11,
+        128,
     )
     assert a.image_size == (256, 128) and a.pixel_mean == (0.485, 0.456, 0.406)
     b = infer_config(read_official_checkpoint(CKPT_B))
     assert (b.backbone.family, b.num_parts, b.prompt_channels, b.num_cameras, b.num_classes) == (
-        "solider", 5, 8, 6, 13
+        "solider",
+        5,
+        8,
+        6,
+        13,
     )
     # The Market test recipe runs with semantic weight -1 (off); other recipes keep 0.2.
     assert b.backbone.semantic_weight is None
@@ -108,8 +118,11 @@ def test_official_file_with_unknown_tensor_is_refused(tmp_path):
     state = dict(ckpt.state_dict)
     state["mystery_head.weight"] = torch.zeros(3)
     path = tmp_path / "extra.pth.tar"
-    kpr = {"backbone": "swinv2_base_window12to16_192to256", "masks": {"preprocess": "eight"},
-           "keypoints": {"prompt_preprocess": "cck8"}}
+    kpr = {
+        "backbone": "swinv2_base_window12to16_192to256",
+        "masks": {"preprocess": "eight"},
+        "keypoints": {"prompt_preprocess": "cck8"},
+    }
     torch.save({"state_dict": state, "config": {"model": {"kpr": kpr}}}, path)
     unknown = r"extra\.pth\.tar: unknown tensor 'mystery_head\.weight'"
     with pytest.raises(CheckpointError, match=unknown):
@@ -124,8 +137,14 @@ def _edit_config(directory, edit) -> None:
     path.write_text(json.dumps(document))
 
 
-MODEL_SETTINGS = ["pixel_mean", "pixel_std", "image_size", "fusion_stages", "backbone.name",
-                  "backbone.depths"]
+MODEL_SETTINGS = [
+    "pixel_mean",
+    "pixel_std",
+    "image_size",
+    "fusion_stages",
+    "backbone.name",
+    "backbone.depths",
+]
 
 
 @pytest.mark.parametrize("field", MODEL_SETTINGS)
@@ -151,8 +170,10 @@ def test_a_semantic_weight_override_that_cannot_take_effect_is_refused(tmp_path)
     with pytest.raises(CheckpointError, match=ignored + " semantic layers"):
         load_checkpoint(CKPT_A, semantic_weight=0.2)
     directory = save_model(create_model("kpr_tiny_128x64"), tmp_path / "tiny")
-    refused = (r"tiny: semantic_weight=0\.2 cannot be overridden for a kpr checkpoint, which "
-               r"stores its own \(model\.backbone\.semantic_weight=None\)")
+    refused = (
+        r"tiny: semantic_weight=0\.2 cannot be overridden for a kpr checkpoint, which "
+        r"stores its own \(model\.backbone\.semantic_weight=None\)"
+    )
     with pytest.raises(CheckpointError, match=refused):
         load_checkpoint(directory, semantic_weight=0.2)
 
@@ -164,8 +185,10 @@ def test_inspect_checks_every_tensor_fits_without_loading_the_model(tmp_path):
     state = load_file(str(directory / "model.safetensors"))
     del state["head.pixel_classifier.classifier.weight"]
     save_file(state, str(directory / "model.safetensors"))
-    missing = (r"tiny: checkpoint does not fit the model: missing 1 tensor\(s\), "
-               r"e\.g\. \['head\.pixel_classifier\.classifier\.weight'\]")
+    missing = (
+        r"tiny: checkpoint does not fit the model: missing 1 tensor\(s\), "
+        r"e\.g\. \['head\.pixel_classifier\.classifier\.weight'\]"
+    )
     with pytest.raises(CheckpointError, match=missing):
         inspect_checkpoint(directory)
     _edit_config(directory, lambda model: model.update(embedding_dim=64))

@@ -79,8 +79,10 @@ def test_a_timm_file_of_another_width_names_the_tensor(tmp_path):
     path = tmp_path / "wide.safetensors"
     save_file({k: v.contiguous() for k, v in wide.backbone.model.state_dict().items()}, str(path))
     model = KPR(model_config("kpr_swinv2_base_256x128", backbone=TIMM_SMALL))
-    wrong = (r"wide\.safetensors: \d+ tensor\(s\) do not fit the SwinTransformerV2 backbone: "
-             r"patch_embed\.proj\.weight has shape \[32, 3, 4, 4\], expected \[16, 3, 4, 4\]")
+    wrong = (
+        r"wide\.safetensors: \d+ tensor\(s\) do not fit the SwinTransformerV2 backbone: "
+        r"patch_embed\.proj\.weight has shape \[32, 3, 4, 4\], expected \[16, 3, 4, 4\]"
+    )
     with pytest.raises(CheckpointError, match=wrong):
         load_pretrained_backbone(model, path)
 

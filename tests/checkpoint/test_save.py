@@ -42,8 +42,11 @@ def test_a_previous_checkpoint_is_replaced_with_only_its_own_files_removed(tmp_p
 
     save(tmp_path / "ckpt", 1.0, write_extra=lambda d: write_training_state(d, {"epoch": 3}))
     assert listing(tmp_path) == [
-        "ckpt", "ckpt/config.json", "ckpt/model.safetensors",
-        "ckpt/training_state.json", "ckpt/training_state.safetensors",
+        "ckpt",
+        "ckpt/config.json",
+        "ckpt/model.safetensors",
+        "ckpt/training_state.json",
+        "ckpt/training_state.safetensors",
     ]
     assert save(tmp_path / "ckpt", 2.0) == tmp_path / "ckpt"
     assert weight(tmp_path / "ckpt") == 2.0
@@ -56,8 +59,11 @@ def test_a_directory_with_a_users_files_is_refused_and_left_alone(tmp_path, over
     photos.mkdir()
     (photos / "cat.jpg").write_bytes(b"meow")
     before = listing(tmp_path)
-    with pytest.raises(CheckpointError, match=rf"photos: exists and holds files kpr did not write "
-                       rf"\(cat\.jpg\).*{REFUSED_DIRECTORY}"):
+    with pytest.raises(
+        CheckpointError,
+        match=rf"photos: exists and holds files kpr did not write "
+        rf"\(cat\.jpg\).*{REFUSED_DIRECTORY}",
+    ):
         save(photos, overwrite=overwrite)
     assert listing(tmp_path) == before
     assert (photos / "cat.jpg").read_bytes() == b"meow"
@@ -79,8 +85,11 @@ def test_a_directory_of_another_tool_with_the_same_file_names_is_refused(tmp_pat
     other.mkdir()
     (other / "config.json").write_text(json.dumps({"model_type": "bert"}))
     (other / "model.safetensors").write_bytes(b"weights")
-    with pytest.raises(CheckpointError, match=r"bert: exists and is not a kpr checkpoint "
-                       r"\(config\.json lacks \"format\""):
+    with pytest.raises(
+        CheckpointError,
+        match=r"bert: exists and is not a kpr checkpoint "
+        r"\(config\.json lacks \"format\"",
+    ):
         save(other, overwrite=True)
     assert (other / "model.safetensors").read_bytes() == b"weights"
 

@@ -171,7 +171,7 @@ def test_occluder_is_another_identity_of_the_same_split(dataset: Path) -> None:
 
 def test_parsing_files_hold_target_labels_only(dataset: Path, samples) -> None:
     for row in _rows(dataset):
-        path = (dataset / "parsing" / Path(row["image"]).relative_to("images"))
+        path = dataset / "parsing" / Path(row["image"]).relative_to("images")
         parsing = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         assert parsing.shape == (H, W) and parsing.dtype == np.uint8
         assert parsing.max() < len(PARSING_CLASSES) and parsing.max() > 0
@@ -328,8 +328,12 @@ def test_overwrite_recognises_data_written_under_the_old_module_name(tmp_path: P
 
 
 def test_the_generator_lives_outside_the_dataset_layer() -> None:
-    for old in ("kpr.data.synthetic", "kpr.data.synthetic_people", "kpr.cli_synth",
-                "kpr.viz.contact_sheet"):
+    for old in (
+        "kpr.data.synthetic",
+        "kpr.data.synthetic_people",
+        "kpr.cli_synth",
+        "kpr.viz.contact_sheet",
+    ):
         assert importlib.util.find_spec(old) is None, old
     # Reading datasets (every adapter, the synthetic one included) never loads the generator.
     code = (

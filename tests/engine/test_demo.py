@@ -4,10 +4,17 @@ from kpr.engine import demo
 
 
 def test_demo_writes_results_in_the_documented_schema(tmp_path, monkeypatch):
-    monkeypatch.setattr(demo, "DEMO_DATA", dict(num_images=96, num_train_ids=6, num_test_ids=4, team_size=2))
+    monkeypatch.setattr(
+        demo, "DEMO_DATA", dict(num_images=96, num_train_ids=6, num_test_ids=4, team_size=2)
+    )
     tiny = [
-        "model_overrides={backbone: {name: solider_swin, embed_dim: 16, depths: [1, 1, 1, 1], num_heads: [1, 1, 2, 2]}, embedding_dim: 32}",
-        "sampler={ids_per_batch: 3, instances_per_id: 2, workers: 0}", "optim.epochs=1", "eval.visualize=1",
+        (
+            "model_overrides={backbone: {name: solider_swin, embed_dim: 16, depths: [1, 1, 1, 1], "
+            "num_heads: [1, 1, 2, 2]}, embedding_dim: 32}"
+        ),
+        "sampler={ids_per_batch: 3, instances_per_id: 2, workers: 0}",
+        "optim.epochs=1",
+        "eval.visualize=1",
     ]
     results = demo.run_demo(tmp_path, seed=5, progress=False, overrides=tuple(tiny))
     assert json.loads((tmp_path / "results.json").read_text()) == results

@@ -6,13 +6,19 @@ import numpy as np
 import pytest
 import torch
 
+from kpr.checkpoint import create_model
 from kpr.data.datasets import build_dataset
 from kpr.engine.config import DatasetConfig
-from kpr.engine.evaluate import EvalDataset, drop_keypoints, embed_samples, eval_dataset_for, evaluate
+from kpr.engine.evaluate import (
+    EvalDataset,
+    drop_keypoints,
+    embed_samples,
+    eval_dataset_for,
+    evaluate,
+)
 from kpr.errors import ConfigError, DatasetError
 from kpr.imaging import read_rgb
 from kpr.keypoints import build_prompt, read_keypoints_file
-from kpr.checkpoint import create_model
 from kpr.predictor import KPRPredictor
 
 HW = (128, 64)
@@ -26,7 +32,10 @@ def dataset(tiny_synthetic):
 @pytest.fixture(scope="module")
 def predictor():
     torch.manual_seed(0)
-    overrides = {"backbone": {"embed_dim": 16, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2]}, "embedding_dim": 32}
+    overrides = {
+        "backbone": {"embed_dim": 16, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2]},
+        "embedding_dim": 32,
+    }
     return KPRPredictor(create_model("kpr_tiny_128x64", **overrides), device="cpu")
 
 
@@ -35,7 +44,9 @@ def test_eval_dataset_prompts_match_the_prompt_builder(dataset, predictor):
     ds = EvalDataset(samples, predictor.transform)
     sample = samples[0]
     skeletons = read_keypoints_file(sample.keypoints)
-    expected = build_prompt(skeletons.target, skeletons.negatives, "cck8", HW, read_rgb(sample.image).shape[:2])
+    expected = build_prompt(
+        skeletons.target, skeletons.negatives, "cck8", HW, read_rgb(sample.image).shape[:2]
+    )
     np.testing.assert_allclose(ds[0].prompt.numpy(), expected, atol=1e-6)
     assert ds[0].image.shape == (3, *HW) and ds[0].prompted
     empty = EvalDataset(samples, predictor.transform, prompt_mode="empty")[0]
@@ -48,18 +59,30 @@ def test_evaluator_embeddings_equal_the_predictors(dataset, predictor):
     """One inference path: embedding dataset samples == embedding their files with the predictor."""
     samples = dataset.gallery[:7]
     via_eval = embed_samples(predictor, samples, batch_size=3, use_cameras=False)
-    via_predictor = predictor.embed([s.image for s in samples], keypoints=[s.keypoints for s in samples])
+    via_predictor = predictor.embed(
+        [s.image for s in samples], keypoints=[s.keypoints for s in samples]
+    )
     torch.testing.assert_close(via_eval.embeddings, via_predictor.embeddings)
     assert torch.equal(via_eval.visibility, via_predictor.visibility)
     assert torch.equal(via_eval.prompted, via_predictor.prompted)
 
 
-def test_rankings_reuse_the_masks_computed_during_evaluation(dataset, predictor, tmp_path, monkeypatch):
+def test_rankings_reuse_the_masks_computed_during_evaluation(
+    dataset, predictor, tmp_path, monkeypatch
+):
     calls = []
     forward = predictor.model.forward
-    monkeypatch.setattr(predictor.model, "forward", lambda *a, **k: calls.append(len(a[0])) or forward(*a, **k))
-    result = evaluate(predictor.model, dataset, batch_size=1000, use_cameras=False, visualize=2,
-                      vis_dir=tmp_path / "rankings")
+    monkeypatch.setattr(
+        predictor.model, "forward", lambda *a, **k: calls.append(len(a[0])) or forward(*a, **k)
+    )
+    result = evaluate(
+        predictor.model,
+        dataset,
+        batch_size=1000,
+        use_cameras=False,
+        visualize=2,
+        vis_dir=tmp_path / "rankings",
+    )
     assert calls == [len(dataset.query), len(dataset.gallery)]  # no extra forward for the grids
     grids = sorted((tmp_path / "rankings").glob("query*.png"))
     assert len(grids) == 2 and all(read_rgb(g).shape[0] > 400 for g in grids)
@@ -74,7 +97,9 @@ def test_drop_keypoints_removes_the_requested_share_of_drawn_keypoints():
         assert (out[:10, 2] == 0).sum() == removed and (out[10:] == 0).all()
         np.testing.assert_array_equal(out[:, :2], kps[:, :2])
     assert kps[:10, 2].min() == 0.9  # the input is not modified
-    draws = {tuple(drop_keypoints(kps, 0.5, np.random.default_rng(seed))[:, 2]) for seed in range(5)}
+    draws = {
+        tuple(drop_keypoints(kps, 0.5, np.random.default_rng(seed))[:, 2]) for seed in range(5)
+    }
     assert len(draws) > 1
 
 
@@ -84,15 +109,21 @@ def test_eval_dataset_drops_target_keypoints_reproducibly(dataset, predictor):
     full, dropped = EvalDataset(samples, t), EvalDataset(samples, t, drop_keypoints=1.0)
     for i, sample in enumerate(samples):
         skeletons = read_keypoints_file(sample.keypoints)
-        expected = build_prompt(None, skeletons.negatives, "cck8", HW, read_rgb(sample.image).shape[:2])
+        expected = build_prompt(
+            None, skeletons.negatives, "cck8", HW, read_rgb(sample.image).shape[:2]
+        )
         np.testing.assert_allclose(dropped[i].prompt.numpy(), expected, atol=1e-6)
         assert (dropped[i].prompt[2:] == 0).all() and full[i].prompt[2:].sum() > 0
     first = EvalDataset(samples, t, drop_keypoints=0.5, drop_seed=3)[1].prompt
     second = EvalDataset(samples[::-1], t, drop_keypoints=0.5, drop_seed=3)[2].prompt
     assert torch.equal(first, second)  # the draw depends on the seed and the image, not the order
-    assert any(not torch.equal(EvalDataset(samples, t, drop_keypoints=0.5, drop_seed=3)[i].prompt,
-                               EvalDataset(samples, t, drop_keypoints=0.5, drop_seed=4)[i].prompt)
-               for i in range(len(samples)))
+    assert any(
+        not torch.equal(
+            EvalDataset(samples, t, drop_keypoints=0.5, drop_seed=3)[i].prompt,
+            EvalDataset(samples, t, drop_keypoints=0.5, drop_seed=4)[i].prompt,
+        )
+        for i in range(len(samples))
+    )
     with pytest.raises(ConfigError, match="drop_keypoints"):
         EvalDataset(samples, t, drop_keypoints=1.5)
 
@@ -100,16 +131,30 @@ def test_eval_dataset_drops_target_keypoints_reproducibly(dataset, predictor):
 def test_eval_dataset_never_takes_the_training_options(tiny_synthetic, tmp_path):
     """eval_* settings are used as given: the training dataset's options are not handed over."""
     same = DatasetConfig(name="synthetic", root=str(tiny_synthetic), options={"verbose": False})
-    assert eval_dataset_for(same).name == build_dataset("synthetic", root=tiny_synthetic, verbose=False).name
+    assert (
+        eval_dataset_for(same).name
+        == build_dataset("synthetic", root=tiny_synthetic, verbose=False).name
+    )
     train = build_dataset("synthetic", root=tiny_synthetic, verbose=False)
     assert eval_dataset_for(same, train) is train
-    bad_train_option = DatasetConfig(name="synthetic", root=str(tiny_synthetic), options={"no_such_option": 1},
-                                     eval_root=str(tiny_synthetic), eval_options={"verbose": False})
+    bad_train_option = DatasetConfig(
+        name="synthetic",
+        root=str(tiny_synthetic),
+        options={"no_such_option": 1},
+        eval_root=str(tiny_synthetic),
+        eval_options={"verbose": False},
+    )
     assert len(eval_dataset_for(bad_train_option).query) == len(train.query)
     with pytest.raises(DatasetError, match="missing"):
-        eval_dataset_for(DatasetConfig(name="synthetic", root=str(tiny_synthetic), eval_root=str(tmp_path / "missing")))
+        eval_dataset_for(
+            DatasetConfig(
+                name="synthetic", root=str(tiny_synthetic), eval_root=str(tmp_path / "missing")
+            )
+        )
 
 
 def test_unknown_dataset_options_are_named(tiny_synthetic):
-    with pytest.raises(ConfigError, match=r"dataset 'synthetic': unknown option\(s\) \['no_such_option'\]"):
+    with pytest.raises(
+        ConfigError, match=r"dataset 'synthetic': unknown option\(s\) \['no_such_option'\]"
+    ):
         build_dataset("synthetic", root=tiny_synthetic, no_such_option=1)

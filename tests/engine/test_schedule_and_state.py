@@ -6,17 +6,26 @@ import pytest
 import torch
 
 from kpr.engine.schedule import warmup_cosine_lr
-from kpr.engine.training_state import read_training_state, rng_state, set_rng_state, write_training_state
+from kpr.engine.training_state import (
+    read_training_state,
+    rng_state,
+    set_rng_state,
+    write_training_state,
+)
 
 
 def test_official_schedule_values():
-    lr = lambda e: warmup_cosine_lr(e, max_lr=0.008, min_lr=1.6e-5, warmup_epochs=5, total_epochs=120)  # noqa: E731
+    def lr(e):
+        return warmup_cosine_lr(e, max_lr=0.008, min_lr=1.6e-5, warmup_epochs=5, total_epochs=120)
+
     assert lr(0) == pytest.approx(1.6e-5)  # epoch 0 runs at min_lr
     assert lr(1) == pytest.approx(1.6e-5 + (0.008 - 1.6e-5) / 5)
     assert lr(5) == pytest.approx(0.008)
     assert lr(5 + 115 / 2) == pytest.approx(1.6e-5 + (0.008 - 1.6e-5) / 2)
     assert lr(120) == pytest.approx(1.6e-5)
-    assert lr(119) == pytest.approx(1.6e-5 + (0.008 - 1.6e-5) * (1 + math.cos(math.pi * 114 / 115)) / 2)
+    assert lr(119) == pytest.approx(
+        1.6e-5 + (0.008 - 1.6e-5) * (1 + math.cos(math.pi * 114 / 115)) / 2
+    )
 
 
 def test_training_state_round_trip(tmp_path):
@@ -24,7 +33,12 @@ def test_training_state_round_trip(tmp_path):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     model(torch.randn(4, 3)).sum().backward()
     optimizer.step()
-    state = {"optimizer": optimizer.state_dict(), "epoch": 3, "sampler": {"epoch": 3, "seed": 7}, "rng": rng_state()}
+    state = {
+        "optimizer": optimizer.state_dict(),
+        "epoch": 3,
+        "sampler": {"epoch": 3, "seed": 7},
+        "rng": rng_state(),
+    }
     draws = (random.random(), np.random.rand(), torch.rand(1).item())
     write_training_state(tmp_path, state)
     loaded = read_training_state(tmp_path)

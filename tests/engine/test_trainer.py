@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from tiny_training import tiny_overrides
+
 from kpr.checkpoint import load_model
 from kpr.engine.config import load_train_config
 from kpr.engine.trainer import Trainer, TrainingDivergedError
 from kpr.errors import ConfigError
-from kpr.recipes import list_recipes, resolve_recipe
 
 
 def _weights(model):
@@ -21,7 +20,11 @@ def _weights(model):
 
 
 def test_train_evaluate_checkpoint(tiny_synthetic, tmp_path):
-    config = load_train_config(None, tiny_overrides(tiny_synthetic, tmp_path / "run", epochs=2) + ["eval.prompts=both", "eval.visualize=1"])
+    config = load_train_config(
+        None,
+        tiny_overrides(tiny_synthetic, tmp_path / "run", epochs=2)
+        + ["eval.prompts=both", "eval.visualize=1"],
+    )
     result = Trainer(config, device="cpu", progress=False).fit()
     final = result.evaluations[1]
     for mode in ("keypoints", "empty"):
@@ -38,13 +41,38 @@ def test_train_evaluate_checkpoint(tiny_synthetic, tmp_path):
     from kpr.cli import main
 
     out = tmp_path / "eval"
-    assert main(["eval", "--checkpoint", str(result.last_checkpoint), "--prompts", "keypoints", "--out", str(out),
-                 f"dataset.root={tiny_synthetic}", "dataset.options={verbose: false}", "eval.visualize=0"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--checkpoint",
+                str(result.last_checkpoint),
+                "--prompts",
+                "keypoints",
+                "--out",
+                str(out),
+                f"dataset.root={tiny_synthetic}",
+                "dataset.options={verbose: false}",
+                "eval.visualize=0",
+            ]
+        )
+        == 0
+    )
     evaluated = json.loads((out / "results.json").read_text())["results"]["keypoints"]
     assert evaluated["all"]["rank1"] == pytest.approx(final["keypoints"]["all"]["rank1"])
-    rerank = ["eval", "--checkpoint", str(result.last_checkpoint), "--prompts", "keypoints", "--out", str(out),
-              f"dataset.root={tiny_synthetic}", "dataset.options={verbose: false}", "eval.visualize=0",
-              "eval.rerank=true"]
+    rerank = [
+        "eval",
+        "--checkpoint",
+        str(result.last_checkpoint),
+        "--prompts",
+        "keypoints",
+        "--out",
+        str(out),
+        f"dataset.root={tiny_synthetic}",
+        "dataset.options={verbose: false}",
+        "eval.visualize=0",
+        "eval.rerank=true",
+    ]
     assert main(rerank) == 2  # results.json is not replaced without --overwrite
     assert json.loads((out / "results.json").read_text())["results"]["keypoints"] == evaluated
     assert main([*rerank, "--overwrite"]) == 0
@@ -53,7 +81,11 @@ def test_train_evaluate_checkpoint(tiny_synthetic, tmp_path):
 
 
 def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_synthetic, tmp_path):
-    straight = Trainer(load_train_config(None, tiny_overrides(tiny_synthetic, tmp_path / "a", epochs=2)), device="cpu", progress=False)
+    straight = Trainer(
+        load_train_config(None, tiny_overrides(tiny_synthetic, tmp_path / "a", epochs=2)),
+        device="cpu",
+        progress=False,
+    )
     straight.fit()
 
     config = load_train_config(None, tiny_overrides(tiny_synthetic, tmp_path / "b", epochs=2))
@@ -75,7 +107,9 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_synthetic, tmp_pa
     for key in expected:
         torch.testing.assert_close(got[key], expected[key], atol=1e-6, rtol=1e-5, msg=key)
 
-    other = load_train_config(None, tiny_overrides(tiny_synthetic, tmp_path / "b", epochs=2) + ["augmentation.bipo_p=0.9"])
+    other = load_train_config(
+        None, tiny_overrides(tiny_synthetic, tmp_path / "b", epochs=2) + ["augmentation.bipo_p=0.9"]
+    )
     with pytest.raises(ConfigError, match="different config"):
         Trainer(other, device="cpu", progress=False).fit(resume=True)
 
@@ -90,8 +124,11 @@ def _finite_state(directory):
 
 def test_nan_weights_keep_the_last_finite_checkpoint(tiny_synthetic, tmp_path):
     """Weights that went NaN during an epoch: last_good is the previous epoch's finite state."""
-    trainer = Trainer(load_train_config(None, tiny_overrides(tiny_synthetic, tmp_path / "nan", epochs=2)),
-                      device="cpu", progress=False)
+    trainer = Trainer(
+        load_train_config(None, tiny_overrides(tiny_synthetic, tmp_path / "nan", epochs=2)),
+        device="cpu",
+        progress=False,
+    )
     original = trainer.train_epoch
 
     def poison_second_epoch(epoch, writer):
@@ -101,7 +138,10 @@ def test_nan_weights_keep_the_last_finite_checkpoint(tiny_synthetic, tmp_path):
         return original(epoch, writer)
 
     trainer.train_epoch = poison_second_epoch
-    with pytest.raises(TrainingDivergedError, match=r"loss is nan at step \d+; batch images: \[.*\.png.*last finite state"):
+    with pytest.raises(
+        TrainingDivergedError,
+        match=r"loss is nan at step \d+; batch images: \[.*\.png.*last finite state",
+    ):
         trainer.fit()
     checkpoints = tmp_path / "nan" / "checkpoints"
     good, last = _finite_state(checkpoints / "last_good"), _finite_state(checkpoints / "last")
@@ -109,10 +149,18 @@ def test_nan_weights_keep_the_last_finite_checkpoint(tiny_synthetic, tmp_path):
 
 
 def test_nan_loss_with_finite_weights_saves_those_weights(tiny_synthetic, tmp_path, monkeypatch):
-    trainer = Trainer(load_train_config(None, tiny_overrides(tiny_synthetic, tmp_path / "nan")), device="cpu", progress=False)
-    before = {k: v.detach().clone() for k, v in trainer.model.named_parameters()}  # BN statistics move in forward
+    trainer = Trainer(
+        load_train_config(None, tiny_overrides(tiny_synthetic, tmp_path / "nan")),
+        device="cpu",
+        progress=False,
+    )
+    before = {
+        k: v.detach().clone() for k, v in trainer.model.named_parameters()
+    }  # BN statistics move in forward
     loss = trainer.loss
-    monkeypatch.setattr(trainer, "loss", lambda *a: dataclasses.replace(loss(*a), total=torch.tensor(float("nan"))))
+    monkeypatch.setattr(
+        trainer, "loss", lambda *a: dataclasses.replace(loss(*a), total=torch.tensor(float("nan")))
+    )
     with pytest.raises(TrainingDivergedError, match="at step 0"):
         trainer.fit()
     good = _finite_state(tmp_path / "nan" / "checkpoints" / "last_good")
@@ -120,12 +168,17 @@ def test_nan_loss_with_finite_weights_saves_those_weights(tiny_synthetic, tmp_pa
 
 
 def test_nan_from_the_start_saves_nothing(tiny_synthetic, tmp_path):
-    trainer = Trainer(load_train_config(None, tiny_overrides(tiny_synthetic, tmp_path / "nan")), device="cpu", progress=False)
+    trainer = Trainer(
+        load_train_config(None, tiny_overrides(tiny_synthetic, tmp_path / "nan")),
+        device="cpu",
+        progress=False,
+    )
     with torch.no_grad():
         trainer.model.head.reduce_parts[0].weight.fill_(float("nan"))
     with pytest.raises(TrainingDivergedError, match="no finite state was saved"):
         trainer.fit()
     assert not (tmp_path / "nan" / "checkpoints" / "last_good").exists()
+
 
 def base_size(recipe):
     return (384, 128) if "solider" in recipe or "imagenet_market" in recipe else (256, 128)
@@ -133,9 +186,26 @@ def base_size(recipe):
 
 def test_two_process_gloo_training_keeps_ranks_in_sync(tiny_synthetic, tmp_path):
     script = Path(__file__).with_name("ddp_worker.py")
-    env = {**os.environ, "KPR_DDP_ROOT": str(tiny_synthetic), "KPR_DDP_OUT": str(tmp_path), "OMP_NUM_THREADS": "1"}
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
-                    str(script)], check=True, env=env, timeout=600, capture_output=True)
+    env = {
+        **os.environ,
+        "KPR_DDP_ROOT": str(tiny_synthetic),
+        "KPR_DDP_OUT": str(tmp_path),
+        "OMP_NUM_THREADS": "1",
+    }
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--master_port=29517",
+            str(script),
+        ],
+        check=True,
+        env=env,
+        timeout=600,
+        capture_output=True,
+    )
     digests = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert digests[0]["weights"] == pytest.approx(digests[1]["weights"], rel=1e-6)
     assert digests[0]["batches"] == digests[1]["batches"] > 0
@@ -149,8 +219,24 @@ def test_eval_needs_no_recipe_and_follows_the_recipes_prompts(tiny_synthetic, tm
     config = load_train_config(None, tiny_overrides(tiny_synthetic, tmp_path / "run"))
     checkpoint = Trainer(config, device="cpu", progress=False).fit().last_checkpoint
     out = tmp_path / "eval"
-    assert main(["eval", "--checkpoint", str(checkpoint), "--dataset", "synthetic", "--root", str(tiny_synthetic),
-                 "--out", str(out), "eval.visualize=1", "eval.prompts=both"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--checkpoint",
+                str(checkpoint),
+                "--dataset",
+                "synthetic",
+                "--root",
+                str(tiny_synthetic),
+                "--out",
+                str(out),
+                "eval.visualize=1",
+                "eval.prompts=both",
+            ]
+        )
+        == 0
+    )
     results = json.loads((out / "results.json").read_text())["results"]
     assert set(results) == {"keypoints", "empty"}  # eval.prompts, not a hidden CLI default
     assert len(list((out / "rankings" / "keypoints").glob("*.png"))) == 1

@@ -50,8 +50,13 @@ def test_two_targets_are_refused():
     """docs/dataset_format.md: exactly one skeleton is the target (the official reader silently
     took the last one)."""
     a, b, c = skeleton(1), skeleton(2), skeleton(3)
-    with pytest.raises(KeypointFormatError, match=r"x.json: field 'is_target': exactly one .* got 2 of 3 \(skeletons \[0, 2\]\)"):
-        parse_keypoints_json([entry(a, is_target=True), entry(b), entry(c, is_target=True)], source="x.json")
+    with pytest.raises(
+        KeypointFormatError,
+        match=r"x.json: field 'is_target': exactly one .* got 2 of 3 \(skeletons \[0, 2\]\)",
+    ):
+        parse_keypoints_json(
+            [entry(a, is_target=True), entry(b), entry(c, is_target=True)], source="x.json"
+        )
 
 
 def test_without_is_target_the_first_is_the_target():
@@ -210,7 +215,11 @@ def test_confidence_above_one_is_refused_naming_the_file(tmp_path):
     kps = skeleton(1)
     kps[3, 2] = 5.0
     path = write(tmp_path, json.dumps([entry(kps, is_target=True)]), "five.json")
-    with pytest.raises(KeypointFormatError, match=r"five.json: skeleton 0 field 'keypoints': point 3 \(left_ear\) confidence is not in \[0, 1\]: \(4.0, 2.75, 5.0\)"):
+    with pytest.raises(
+        KeypointFormatError,
+        match=r"five.json: skeleton 0 field 'keypoints': point 3 \(left_ear\) "
+        r"confidence is not in \[0, 1\]: \(4.0, 2.75, 5.0\)",
+    ):
         read_keypoints_file(path)
 
 

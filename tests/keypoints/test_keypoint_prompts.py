@@ -269,9 +269,15 @@ def test_prompt_without_background_drops_channel_0_only():
     negative = np.zeros((1, 17, 3))
     negative[0, 11] = (3, 15, 1.0)
     full = build_prompt(target, negative, "cck6", (20, 10))
-    np.testing.assert_array_equal(build_prompt(target, negative, "cck6", (20, 10), with_background=False), full[1:])
     np.testing.assert_array_equal(
-        build_prompt(target, negative, "cck6", (20, 10), with_negatives=False, with_background=False), full[2:])
+        build_prompt(target, negative, "cck6", (20, 10), with_background=False), full[1:]
+    )
+    np.testing.assert_array_equal(
+        build_prompt(
+            target, negative, "cck6", (20, 10), with_negatives=False, with_background=False
+        ),
+        full[2:],
+    )
     assert full[1].max() == 1.0 and full[2:].max() == 1.0  # the negative and a part were drawn
 
 
@@ -301,9 +307,17 @@ def test_errors():
 
 def test_prompt_without_negative_channel_drops_it_and_ignores_negatives() -> None:
     data = np.load(FIXTURES / "case1.npz")
-    full = build_prompt(data["target_kps"], data["negative_kps"], "cck8", (256, 128), tuple(data["orig_image_hw"]))
-    lean = build_prompt(data["target_kps"], data["negative_kps"], "cck8", (256, 128), tuple(data["orig_image_hw"]),
-                        with_negatives=False)
+    full = build_prompt(
+        data["target_kps"], data["negative_kps"], "cck8", (256, 128), tuple(data["orig_image_hw"])
+    )
+    lean = build_prompt(
+        data["target_kps"],
+        data["negative_kps"],
+        "cck8",
+        (256, 128),
+        tuple(data["orig_image_hw"]),
+        with_negatives=False,
+    )
     assert lean.shape == (9, 256, 128)
     np.testing.assert_array_equal(lean[1:], full[2:])
     np.testing.assert_allclose(lean[0], np.clip(1.0 - full[2:].sum(axis=0), 0.0, 1.0))

@@ -3,19 +3,28 @@ import math
 import pytest
 import torch
 
-from kpr.losses import GiLtLoss, LossWeights, part_averaged_distances, part_averaged_triplet_loss, part_prediction_loss
 from kpr.checkpoint import create_model
+from kpr.losses import (
+    GiLtLoss,
+    LossWeights,
+    part_averaged_distances,
+    part_averaged_triplet_loss,
+    part_prediction_loss,
+)
 
 
 def test_triplet_by_hand():
-    # 1-D points 0, 1 (id 0) and 3, 6 (id 1). Only anchor 3 violates: d_ap 3, d_an 2 → 1.3; mean over 4 anchors.
+    # 1-D points 0, 1 (id 0) and 3, 6 (id 1). Only anchor 3 violates: d_ap 3, d_an 2 → 1.3;
+    # mean over 4 anchors.
     parts = torch.tensor([[[0.0]], [[1.0]], [[3.0]], [[6.0]]])
     pids = torch.tensor([0, 0, 1, 1])
     assert part_averaged_triplet_loss(parts, pids, margin=0.3).item() == pytest.approx(1.3 / 4)
 
 
 def test_distances_are_averaged_over_parts():
-    parts = torch.tensor([[[0.0, 0.0], [0.0, 0.0]], [[3.0, 4.0], [1.0, 0.0]]])  # part distances 5 and 1
+    parts = torch.tensor(
+        [[[0.0, 0.0], [0.0, 0.0]], [[3.0, 4.0], [1.0, 0.0]]]
+    )  # part distances 5 and 1
     dist = part_averaged_distances(parts)
     assert torch.allclose(dist, torch.tensor([[0.0, 3.0], [3.0, 0.0]]))
 
@@ -35,7 +44,9 @@ def test_part_prediction_loss_by_hand():
     expected = -(0.05 * math.log(0.25) + 0.95 * math.log(0.75))
     assert part_prediction_loss(logits, target, 0.1).item() == pytest.approx(expected, rel=1e-6)
     uniform = torch.zeros(2, 6, 3, 3)
-    assert part_prediction_loss(uniform, torch.rand(2, 6, 3, 3)).item() == pytest.approx(math.log(6), rel=1e-6)
+    assert part_prediction_loss(uniform, torch.rand(2, 6, 3, 3)).item() == pytest.approx(
+        math.log(6), rel=1e-6
+    )
 
 
 def test_gilt_total_is_the_weighted_sum_of_components():
@@ -46,7 +57,13 @@ def test_gilt_total_is_the_weighted_sum_of_components():
     weights = LossWeights(id_global=0.5, part_prediction=0.3)
     result = GiLtLoss(weights)(out, torch.tensor([0, 0, 1, 2]), masks)
     c = result.components
-    expected = 0.5 * c["id_global"] + c["id_foreground"] + c["id_concat"] + c["triplet_parts"] + 0.3 * c["part_prediction"]
+    expected = (
+        0.5 * c["id_global"]
+        + c["id_foreground"]
+        + c["id_concat"]
+        + c["triplet_parts"]
+        + 0.3 * c["part_prediction"]
+    )
     assert result.total.item() == pytest.approx(expected, rel=1e-5)
     result.total.backward()
     assert model.head.pixel_classifier.classifier.weight.grad.abs().sum() > 0

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from kpr.errors import ConfigError, KPRError, PromptError
 from kpr.checkpoint import create_model
+from kpr.errors import ConfigError, KPRError, PromptError
 from kpr.modeling.build import list_models, model_config
 
 
@@ -13,7 +13,9 @@ def _count(model) -> int:
 def test_real_configs_have_the_official_parameter_counts():
     # Official counts (notes §1.11) minus the tensors kpr does not keep: the unused `parts_embed`
     # and, for timm, the two unused final norms.
-    solider = create_model("kpr_solider_swin_base_384x128", num_classes=751, backbone={"semantic_weight": None})
+    solider = create_model(
+        "kpr_solider_swin_base_384x128", num_classes=751, backbone={"semantic_weight": None}
+    )
     assert _count(solider) == 95_855_422 - 8 * 128
     swinv2 = create_model("kpr_swinv2_base_256x128", num_classes=1000)
     assert _count(swinv2) == 100_750_977 - 10 * 128 - 2 * 1920 - 2 * 1024

@@ -2,8 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kpr.errors import ConfigError
 from kpr.checkpoint import create_model
+from kpr.errors import ConfigError
 from kpr.modeling.build import model_config
 from kpr.modeling.fusion import MultiStageFusion
 from kpr.modeling.part_head import PartHead, masked_average, part_visibility, weighted_pool
@@ -17,7 +17,9 @@ def test_per_stage_fusion_equals_conv_of_concatenated_upsampled_stages():
         fusion.bn.running_mean.normal_()
         fusion.bn.running_var.uniform_(0.5, 2.0)
     feats = [torch.randn(2, c, 32 // 2**i, 16 // 2**i) for i, c in enumerate(dims)]
-    up = [feats[0]] + [F.interpolate(f, size=(32, 16), mode="bilinear", align_corners=True) for f in feats[1:]]
+    up = [feats[0]] + [
+        F.interpolate(f, size=(32, 16), mode="bilinear", align_corners=True) for f in feats[1:]
+    ]
     reference = F.relu(fusion.bn(fusion.proj(torch.cat(up, dim=1))))
     torch.testing.assert_close(fusion(feats), reference, atol=1e-5, rtol=1e-5)
 

@@ -25,7 +25,10 @@ _models: dict = {}
 def _model(family: str, semantic_weight):
     key = (family, semantic_weight)
     if key not in _models:
-        _models[key] = load_model(FIXTURES / family / "checkpoint_official_format.pth.tar", semantic_weight=semantic_weight)
+        _models[key] = load_model(
+            FIXTURES / family / "checkpoint_official_format.pth.tar",
+            semantic_weight=semantic_weight,
+        )
     return _models[key]
 
 
@@ -40,7 +43,9 @@ def assert_matches_reference(result: dict, reference) -> None:
             np.testing.assert_allclose(got[off_diagonal], ref[off_diagonal], atol=1e-4, err_msg=key)
             np.testing.assert_allclose(got, ref, atol=1e-3, err_msg=key)
         elif key == "test.body_part_distmat":
-            np.testing.assert_allclose(got[:, off_diagonal], ref[:, off_diagonal], atol=1e-4, err_msg=key)
+            np.testing.assert_allclose(
+                got[:, off_diagonal], ref[:, off_diagonal], atol=1e-4, err_msg=key
+            )
             np.testing.assert_allclose(got, ref, atol=1e-3, err_msg=key)
         else:
             np.testing.assert_allclose(got, ref, atol=1e-4, rtol=1e-5, err_msg=key)
@@ -60,10 +65,13 @@ def test_official_forward_matches_reference(family, semantic_weight, reference, 
 
 
 def test_camera_embedding_changes_family_b_outputs():
-    # B was trained with SIE: dropping the camera labels must change the embeddings (fe vs main pass).
+    # B was trained with SIE: dropping the camera labels must change the embeddings
+    # (fe vs main pass).
     inputs = np.load(FIXTURES / "model_B" / "inputs.npz")
     model = _model("model_B", None)
-    with_cams = official_forward(model, inputs["images"], inputs["prompt_masks"], inputs["cam_labels"])
+    with_cams = official_forward(
+        model, inputs["images"], inputs["prompt_masks"], inputs["cam_labels"]
+    )
     without = official_forward(model, inputs["images"], inputs["prompt_masks"], None)
     assert np.abs(with_cams["test.embeddings"] - without["test.embeddings"]).max() > 1e-2
 

@@ -51,10 +51,12 @@ def _dense_reference(q_g, q_q, g_g, k1: int, k2: int, lam: float) -> np.ndarray:
         idx = sorted(star)
         v[p, idx] = np.exp(-d[p, idx]) / np.exp(-d[p, idx]).sum()
     v = np.stack([v[ranking[p][:k2]].mean(axis=0) for p in range(n)])
-    jaccard = np.array([
-        [1 - np.minimum(v[p], v[g]).sum() / np.maximum(v[p], v[g]).sum() for g in range(nq, n)]
-        for p in range(nq)
-    ])
+    jaccard = np.array(
+        [
+            [1 - np.minimum(v[p], v[g]).sum() / np.maximum(v[p], v[g]).sum() for g in range(nq, n)]
+            for p in range(nq)
+        ]
+    )
     return (1 - lam) * jaccard + lam * d[:nq, nq:]
 
 
@@ -177,8 +179,12 @@ class TestErrors:
 
     @pytest.mark.parametrize(
         ("kwargs", "name"),
-        [({"k1": 0}, "k1"), ({"k2": 0}, "k2"), ({"k1": 2.5}, "k1"),
-         ({"lambda_value": 2}, "lambda")],
+        [
+            ({"k1": 0}, "k1"),
+            ({"k2": 0}, "k2"),
+            ({"k1": 2.5}, "k1"),
+            ({"lambda_value": 2}, "lambda"),
+        ],
     )
     def test_bad_parameters(self, kwargs, name):
         with pytest.raises(KPRError, match=name):

@@ -143,16 +143,17 @@ def infer_config(ckpt: OfficialCheckpoint, semantic_weight: float | None = None)
         # The official configs' negative weights mean "modulation off".
         sem = semantic_weight if semantic_weight is not None and semantic_weight >= 0 else None
         backbone = BackboneConfig(
-            name="solider_swin", embed_dim=embed.shape[0], depths=depths, num_heads=heads,
+            name="solider_swin",
+            embed_dim=embed.shape[0],
+            depths=depths,
+            num_heads=heads,
             drop_path_rate=float(_get(cfg, "model.promptable_trans.drop_path", 0.1)),
             semantic_weight=sem,
         )
         prompt_key = BACKBONE_PREFIX + "masks_patch_embed.projection.weight"
     else:
         if name in SOLIDER_NAMES:
-            raise CheckpointError(
-                f"{path}: timm-style tensors but config names backbone {name!r}"
-            )
+            raise CheckpointError(f"{path}: timm-style tensors but config names backbone {name!r}")
         if semantic_weight is not None:
             raise CheckpointError(_no_semantic_layers(path, semantic_weight))
         embed = _require(sd, BACKBONE_PREFIX + "model.patch_embed.proj.weight", path)
@@ -175,9 +176,7 @@ def infer_config(ckpt: OfficialCheckpoint, semantic_weight: float | None = None)
         fitting = (g.name for g in TARGET_GROUPINGS.values() if g.num_parts == k_plus_1 - 1)
         target = next(fitting, None)
         if target is None:
-            raise CheckpointError(
-                f"{path}: {k_plus_1 - 1} parts match no known target grouping"
-            )
+            raise CheckpointError(f"{path}: {k_plus_1 - 1} parts match no known target grouping")
     negatives = bool(_get(cfg, "model.kpr.keypoints.use_negative_keypoints", True))
     background = not bool(_get(cfg, "model.promptable_trans.no_background_token", False))
     extra = int(negatives) + int(background)
@@ -223,14 +222,14 @@ def convert_state_dict(
         if _UNUSED.match(key):
             continue
         if key.startswith(BACKBONE_PREFIX):
-            rest = key[len(BACKBONE_PREFIX):]
+            rest = key[len(BACKBONE_PREFIX) :]
             if rest == "sie_embed":
                 out["camera_embedding"] = value.reshape(value.shape[0], -1)
             elif rest.startswith("masks_patch_embed."):
-                sub = rest[len("masks_patch_embed."):].replace("projection.", "proj.")
+                sub = rest[len("masks_patch_embed.") :].replace("projection.", "proj.")
                 out["prompt_encoder." + sub] = value
             elif rest.startswith("model."):
-                backbone_model[rest[len("model."):]] = value
+                backbone_model[rest[len("model.") :]] = value
             else:
                 raise CheckpointError(f"{path}: unknown backbone tensor {key!r}")
             continue

@@ -98,7 +98,7 @@ def _plan(target: Path, overwrite: bool) -> Literal["create", "fill", "replace"]
     reason = (
         f"holds files kpr did not write ({_shown(foreign)})"
         if foreign
-        else f"is not a kpr checkpoint ({CONFIG_FILE} lacks \"format\": \"{FORMAT}\")"
+        else f'is not a kpr checkpoint ({CONFIG_FILE} lacks "format": "{FORMAT}")'
     )
     raise CheckpointError(
         f"{target}: exists and {reason}. kpr replaces a directory only if it holds nothing but a "

@@ -100,7 +100,8 @@ def _load_matching(
         more = f" (and {len(wrong) - 3} more)" if len(wrong) > 3 else ""
         raise CheckpointError(
             f"{path}: {len(wrong)} tensor(s) do not fit the {type(module).__name__} backbone: "
-            + "; ".join(wrong[:3]) + more
+            + "; ".join(wrong[:3])
+            + more
         )
     if not accepted:
         raise CheckpointError(
@@ -171,8 +172,12 @@ def build_model(config: KPRConfig) -> KPR:
         report = load_pretrained_backbone(model, config.backbone.pretrained)
         log.info(
             "%s: loaded %d backbone tensors (%s layout); %d missing, %d unused, %d resized",
-            config.backbone.pretrained, report.loaded, report.format, len(report.missing),
-            len(report.unexpected), len(report.resized),
+            config.backbone.pretrained,
+            report.loaded,
+            report.format,
+            len(report.missing),
+            len(report.unexpected),
+            len(report.resized),
         )
     return model
 

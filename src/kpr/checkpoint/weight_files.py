@@ -29,13 +29,29 @@ from torch.serialization import safe_globals
 from kpr.errors import CheckpointError
 
 _NUMPY_DTYPES = (
-    "bool", "int8", "int16", "int32", "int64", "uint8", "float16", "float32", "float64",
+    "bool",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "float16",
+    "float32",
+    "float64",
 )
 # What torch.load raises on bytes that are not a torch file (found by fuzzing truncated, corrupted
 # and random files); none of them means code was about to run.
 _UNREADABLE = (
-    RuntimeError, EOFError, OSError, ValueError, KeyError, IndexError, TypeError, AttributeError,
-    struct.error, zipfile.BadZipFile,
+    RuntimeError,
+    EOFError,
+    OSError,
+    ValueError,
+    KeyError,
+    IndexError,
+    TypeError,
+    AttributeError,
+    struct.error,
+    zipfile.BadZipFile,
 )
 _REFUSED_GLOBAL = re.compile(r"GLOBAL (\S+)")
 

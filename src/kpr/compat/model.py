@@ -11,7 +11,13 @@ from kpr.modeling.outputs import Branches
 from kpr.modeling.part_head import part_visibility
 from kpr.retrieval.distance import body_part_distance, l2_normalize, part_distance
 
-_BRANCH_KEYS = (("globl", "global_"), ("backg", "background"), ("foreg", "foreground"), ("conct", "concat"), ("parts", "parts"))
+_BRANCH_KEYS = (
+    ("globl", "global_"),
+    ("backg", "background"),
+    ("foreg", "foreground"),
+    ("conct", "concat"),
+    ("parts", "parts"),
+)
 
 
 def _branch_items(prefix: str, branches: Branches) -> dict[str, torch.Tensor]:
@@ -33,7 +39,9 @@ def official_forward(
     """
     device = next(model.parameters()).device
     images_t = torch.as_tensor(np.asarray(images), dtype=torch.float32, device=device)
-    prompts_t = None if prompt_masks is None else torch.as_tensor(np.asarray(prompt_masks), device=device)
+    prompts_t = (
+        None if prompt_masks is None else torch.as_tensor(np.asarray(prompt_masks), device=device)
+    )
     cams_t = None if cam_labels is None else torch.as_tensor(np.asarray(cam_labels), device=device)
     model.eval()
     with torch.inference_mode():
@@ -43,7 +51,10 @@ def official_forward(
         foreground_mask = out.part_masks[:, 1:].amax(dim=1)
         result: dict[str, torch.Tensor] = {
             **_branch_items("embeddings.", out.branch_embeddings),
-            **{k.replace("embeddings.", "embeddings.bn_"): v for k, v in _branch_items("embeddings.", out.bn_embeddings).items()},
+            **{
+                k.replace("embeddings.", "embeddings.bn_"): v
+                for k, v in _branch_items("embeddings.", out.bn_embeddings).items()
+            },
             "visibility.globl": torch.ones_like(present[:, 0]),
             "visibility.backg": present[:, 0],
             "visibility.foreg": out.visibility[:, 0],

@@ -68,12 +68,18 @@ class ReIDDataset:
 
     def stats_table(self) -> str:
         """Ids, images, cameras and keypoint coverage per split, as a printable table."""
-        lines = [f"{self.name}: {'split':8s} {'ids':>6s} {'images':>8s} {'cameras':>8s} {'w/ kps':>8s} {'w/o kps':>8s}"]
+        lines = [
+            f"{self.name}: {'split':8s} {'ids':>6s} {'images':>8s} "
+            f"{'cameras':>8s} {'w/ kps':>8s} {'w/o kps':>8s}"
+        ]
         for split in ("train", "query", "gallery"):
             samples: Sequence[ReIDSample] = getattr(self, split)
-            with_kps = sum(s.keypoints is not None or s.target_keypoints is not None for s in samples)
+            with_kps = sum(
+                s.keypoints is not None or s.target_keypoints is not None for s in samples
+            )
             lines.append(
-                f"{'':{len(self.name) + 1}s} {split:8s} {len({s.pid for s in samples}):6d} {len(samples):8d} "
-                f"{len(Counter(s.camid for s in samples)):8d} {with_kps:8d} {len(samples) - with_kps:8d}"
+                f"{'':{len(self.name) + 1}s} {split:8s} {len({s.pid for s in samples}):6d} "
+                f"{len(samples):8d} {len(Counter(s.camid for s in samples)):8d} "
+                f"{with_kps:8d} {len(samples) - with_kps:8d}"
             )
         return "\n".join(lines)

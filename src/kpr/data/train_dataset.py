@@ -152,8 +152,14 @@ def _prompt_tensor(
     target: np.ndarray | None, negatives: np.ndarray | None, config: DataConfig
 ) -> torch.Tensor:
     """The float32 prompt of one image for ``config`` (keypoints in output pixels)."""
-    prompt = build_prompt(target, negatives, config.prompt_grouping, config.image_size,
-                          with_negatives=config.prompt_negatives, with_background=config.prompt_background)
+    prompt = build_prompt(
+        target,
+        negatives,
+        config.prompt_grouping,
+        config.image_size,
+        with_negatives=config.prompt_negatives,
+        with_background=config.prompt_background,
+    )
     return torch.from_numpy(prompt.astype(np.float32))
 
 

@@ -31,7 +31,7 @@ from numpy.typing import NDArray  # noqa: E402
 
 from kpr.data.bipo import Occluder, apply_bipo  # noqa: E402
 from kpr.errors import ConfigError  # noqa: E402
-from kpr.imaging import normalize_rgb, resize_rgb  # noqa: E402
+from kpr.imaging import resize_rgb  # noqa: E402
 from kpr.keypoints import NUM_KEYPOINTS, keypoints_in_frame, rescale_keypoints  # noqa: E402
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -280,4 +280,3 @@ def _dropout_holes(applied: list[tuple[str, dict]]) -> tuple[tuple[int, int, int
 def build_train_transform(config: AugmentationConfig) -> TrainTransform:
     """The official training augmentation pipeline for ``config``."""
     return TrainTransform(config)
-

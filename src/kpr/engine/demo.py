@@ -1,8 +1,8 @@
 """``kpr demo``: the paper's claim on a laptop CPU.
 
-Generates the synthetic multi-person benchmark, trains a compact KPR with prompts and BIPO, trains the
-same model without prompts (the non-promptable baseline), and evaluates KPR with its prompts, KPR with
-the empty prompt, and the baseline — overall and on the multi-person queries.
+Generates the synthetic multi-person benchmark, trains a compact KPR with prompts and BIPO, trains
+the same model without prompts (the non-promptable baseline), and evaluates KPR with its prompts,
+KPR with the empty prompt, and the baseline — overall and on the multi-person queries.
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ def ensure_dataset(directory: Path, config: SyntheticConfig, progress: bool) -> 
         params = json.loads(meta.read_text(encoding="utf-8")).get("generator", {}).get("params")
         if params == dataclasses.asdict(config):
             return
-    summary = generate_synthetic_dataset(directory, config, workers=2, progress=progress, overwrite=True)
+    summary = generate_synthetic_dataset(
+        directory, config, workers=2, progress=progress, overwrite=True
+    )
     print(summary.format_table())
 
 
@@ -49,10 +51,19 @@ def _remove_previous_run(run_dir: Path) -> None:
 
 
 def _scores(summary: dict[str, Any]) -> dict[str, dict[str, float]]:
-    return {group: {"rank1": s["rank1"], "mAP": s["mAP"]} for group, s in summary.items() if group in ("all", "multi_person")}
+    return {
+        group: {"rank1": s["rank1"], "mAP": s["mAP"]}
+        for group, s in summary.items()
+        if group in ("all", "multi_person")
+    }
 
 
-def run_demo(out: str | Path = "runs/demo", seed: int = 0, progress: bool = True, overrides: tuple[str, ...] = ()) -> dict[str, Any]:
+def run_demo(
+    out: str | Path = "runs/demo",
+    seed: int = 0,
+    progress: bool = True,
+    overrides: tuple[str, ...] = (),
+) -> dict[str, Any]:
     """Run the demo and write ``<out>/results.json``; returns its content."""
     start = time.perf_counter()
     out = Path(out)
@@ -62,7 +73,10 @@ def run_demo(out: str | Path = "runs/demo", seed: int = 0, progress: bool = True
     for recipe in ("synthetic_kpr", "synthetic_baseline"):
         run_dir = out / recipe.removeprefix("synthetic_")
         _remove_previous_run(run_dir)
-        config = load_train_config(resolve_recipe(recipe), [f"dataset.root={data}", f"output_dir={run_dir}", f"seed={seed}", *overrides])
+        config = load_train_config(
+            resolve_recipe(recipe),
+            [f"dataset.root={data}", f"output_dir={run_dir}", f"seed={seed}", *overrides],
+        )
         result = Trainer(config, device="cpu", progress=progress).fit()
         final = result.evaluations[max(result.evaluations)]
         if recipe == "synthetic_kpr":
@@ -78,7 +92,13 @@ def run_demo(out: str | Path = "runs/demo", seed: int = 0, progress: bool = True
     write_text_atomic(out / "results.json", json.dumps(results, indent=2))
     print()
     print(results_table(summaries))
-    gain = results["variants"]["kpr"]["multi_person"]["rank1"] - results["variants"]["kpr_empty_prompt"]["multi_person"]["rank1"]
-    print(f"\nprompt gain on multi-person queries: {100 * gain:+.1f} Rank-1 points; "
-          f"wall time {results['wall_time_s']:.0f} s; rankings in {out / 'kpr' / 'rankings'}; results in {out / 'results.json'}")
+    gain = (
+        results["variants"]["kpr"]["multi_person"]["rank1"]
+        - results["variants"]["kpr_empty_prompt"]["multi_person"]["rank1"]
+    )
+    print(
+        f"\nprompt gain on multi-person queries: {100 * gain:+.1f} Rank-1 points; "
+        f"wall time {results['wall_time_s']:.0f} s; rankings in {out / 'kpr' / 'rankings'}; "
+        f"results in {out / 'results.json'}"
+    )
     return results

@@ -25,7 +25,10 @@ class DistInfo:
 
 
 def init_distributed(device: torch.device) -> DistInfo:
-    """Join the process group torchrun describes (NCCL on GPUs, gloo on CPUs); single process otherwise."""
+    """Join the process group torchrun describes (NCCL on GPUs, gloo on CPUs).
+
+    Single process otherwise (``WORLD_SIZE`` unset or 1).
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()

@@ -28,7 +28,7 @@ from kpr.imaging import read_rgb
 from kpr.keypoints import VISIBILITY_THRESHOLD
 from kpr.keypoints.groupings import target_grouping
 from kpr.modeling.kpr import KPR
-from kpr.predictor import CropTransform, Embeddings, KPRPredictor, PreparedCrop, Precision
+from kpr.predictor import CropTransform, Embeddings, KPRPredictor, Precision, PreparedCrop
 from kpr.retrieval.distance import body_part_distance, part_distance
 from kpr.retrieval.metrics import RankResult, evaluate_rank, results_by_decile
 from kpr.retrieval.rerank import k_reciprocal_rerank
@@ -49,8 +49,13 @@ class EvalResult:
 
     def summary(self) -> dict[str, Any]:
         def scores(r: RankResult) -> dict[str, float]:
-            return {"rank1": float(r.cmc[0]), "rank5": float(r.cmc[min(4, len(r.cmc) - 1)]), "mAP": float(r.mAP),
-                    "mINP": float(r.mINP), "num_valid_queries": int(r.valid_query_mask.sum())}
+            return {
+                "rank1": float(r.cmc[0]),
+                "rank5": float(r.cmc[min(4, len(r.cmc) - 1)]),
+                "mAP": float(r.mAP),
+                "mINP": float(r.mINP),
+                "num_valid_queries": int(r.valid_query_mask.sum()),
+            }
 
         out: dict[str, Any] = {"all": scores(self.overall)}
         out.update({name: scores(r) for name, r in self.subsets.items()})
@@ -161,7 +166,9 @@ def embed_samples(
     ``part_masks`` keeps each crop's part maps, in float16 (for ranking grids).
     """
     dataset = EvalDataset(samples, predictor.transform, prompt_mode, drop_keypoints, drop_seed)
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_crops)
+    loader = DataLoader(
+        dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_crops
+    )
     if progress:
         from tqdm.auto import tqdm
 
@@ -179,7 +186,9 @@ def embed_samples(
     return Embeddings.cat(chunks)
 
 
-def eval_dataset_for(config: DatasetConfig, train_dataset: ReIDDataset | None = None) -> ReIDDataset:
+def eval_dataset_for(
+    config: DatasetConfig, train_dataset: ReIDDataset | None = None
+) -> ReIDDataset:
     """The dataset a recipe evaluates on, built the same way by the trainer and ``kpr eval``.
 
     ``eval_name``/``eval_root`` (each defaulting to the training one) with ``eval_options`` when
@@ -233,9 +242,16 @@ def evaluate(
     device = next(model.parameters()).device
     predictor = KPRPredictor(model, device=device, precision=precision)
     draw = bool(visualize and vis_dir is not None)
-    kwargs = dict(prompt_mode=prompt_mode, drop_keypoints=drop_keypoints, drop_seed=drop_seed,
-                  batch_size=batch_size, workers=workers, use_cameras=use_cameras, part_masks=draw,
-                  progress=progress)
+    kwargs = dict(
+        prompt_mode=prompt_mode,
+        drop_keypoints=drop_keypoints,
+        drop_seed=drop_seed,
+        batch_size=batch_size,
+        workers=workers,
+        use_cameras=use_cameras,
+        part_masks=draw,
+        progress=progress,
+    )
     q = embed_samples(predictor, dataset.query, **kwargs)
     g = embed_samples(predictor, dataset.gallery, **kwargs)
     q_pids, q_camids = _labels(dataset.query)
@@ -246,16 +262,28 @@ def evaluate(
         g_g = part_distance(g.embeddings, g.embeddings, g.visibility, g.visibility).numpy()
         distmat = k_reciprocal_rerank(distmat, q_q, g_g)
     protocol = protocol or dataset.eval_protocol
-    overall = evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=max_rank, protocol=protocol)
+    overall = evaluate_rank(
+        distmat, q_pids, g_pids, q_camids, g_camids, max_rank=max_rank, protocol=protocol
+    )
     if overall.num_queries_without_match:
-        log.warning("%d of %d queries have no match in the gallery and are not scored",
-                    overall.num_queries_without_match, len(q_pids))
+        log.warning(
+            "%d of %d queries have no match in the gallery and are not scored",
+            overall.num_queries_without_match,
+            len(q_pids),
+        )
     subsets = {}
     for name, mask in query_groups(dataset.query).items():
         if mask.any() and not mask.all():
             try:
-                subsets[name] = evaluate_rank(distmat[mask], q_pids[mask], g_pids, q_camids[mask], g_camids,
-                                              max_rank=max_rank, protocol=protocol)
+                subsets[name] = evaluate_rank(
+                    distmat[mask],
+                    q_pids[mask],
+                    g_pids,
+                    q_camids[mask],
+                    g_camids,
+                    max_rank=max_rank,
+                    protocol=protocol,
+                )
             except KPRError:
                 log.warning("query subset %r has no query with a match; not reported", name)
         elif mask.all():
@@ -263,21 +291,52 @@ def evaluate(
     deciles = []
     occ = [s.attributes.get("occ_level") for s in dataset.query]
     if all(v is not None for v in occ) and len(occ) >= 10:
-        deciles = [dataclasses.asdict(d) for d in results_by_decile(
-            distmat, q_pids, g_pids, q_camids, g_camids, np.asarray(occ, float), max_rank=max_rank,
-            protocol=protocol)]
+        deciles = [
+            dataclasses.asdict(d)
+            for d in results_by_decile(
+                distmat,
+                q_pids,
+                g_pids,
+                q_camids,
+                g_camids,
+                np.asarray(occ, float),
+                max_rank=max_rank,
+                protocol=protocol,
+            )
+        ]
     if draw:
-        write_rankings(model, dataset, q, g, distmat, overall, prompt_mode, visualize, topk_visualize, Path(vis_dir))
+        write_rankings(
+            model,
+            dataset,
+            q,
+            g,
+            distmat,
+            overall,
+            prompt_mode,
+            visualize,
+            topk_visualize,
+            Path(vis_dir),
+        )
     return EvalResult(prompt_mode, overall, subsets, deciles)
 
 
 def _labels(samples: Sequence[ReIDSample]) -> tuple[np.ndarray, np.ndarray]:
-    return np.array([s.pid for s in samples], dtype=np.int64), np.array([s.camid for s in samples], dtype=np.int64)
+    return np.array([s.pid for s in samples], dtype=np.int64), np.array(
+        [s.camid for s in samples], dtype=np.int64
+    )
 
 
 def write_rankings(
-    model: KPR, dataset: ReIDDataset, q: Embeddings, g: Embeddings, distmat: np.ndarray,
-    result: RankResult, prompt_mode: PromptMode, count: int, topk: int, out_dir: Path,
+    model: KPR,
+    dataset: ReIDDataset,
+    q: Embeddings,
+    g: Embeddings,
+    distmat: np.ndarray,
+    result: RankResult,
+    prompt_mode: PromptMode,
+    count: int,
+    topk: int,
+    out_dir: Path,
 ) -> list[Path]:
     """Ranking grids (query + top-k, with the part maps computed during evaluation) for the worst
     and some random queries."""
@@ -292,24 +351,33 @@ def write_rankings(
     for qi in chosen:
         order = np.argsort(distmat[qi], kind="stable")[:topk]
         query, matches = q[qi], g[order.tolist()]
-        per_slot = body_part_distance(query.embeddings, matches.embeddings, query.visibility,
-                                      matches.visibility).numpy()[:, 0]
+        per_slot = body_part_distance(
+            query.embeddings, matches.embeddings, query.visibility, matches.visibility
+        ).numpy()[:, 0]
         both = query.visibility.bool().numpy() & matches.visibility.bool().numpy()
-        items = [(dataset.query[qi], query, 0), *[(dataset.gallery[gi], matches, j) for j, gi in enumerate(order)]]
+        items = [
+            (dataset.query[qi], query, 0),
+            *[(dataset.gallery[gi], matches, j) for j, gi in enumerate(order)],
+        ]
         ranked = []
         for rank, (sample, emb, j) in enumerate(items):
             skeletons = read_sample_keypoints(sample) if prompt_mode == "keypoints" else None
             is_query = rank == 0
-            ranked.append(RankedItem(
-                name=Path(sample.image).name, image=read_rgb(sample.image),
-                part_masks=emb.part_masks[j].float().numpy(), visibility=emb.visibility[j].float().numpy(),
-                target=None if skeletons is None else skeletons.target,
-                negatives=None if skeletons is None else skeletons.negatives,
-                pid=sample.pid, correct=None if is_query else sample.pid == dataset.query[qi].pid,
-                distance=None if is_query else float(distmat[qi, order[j]]),
-                part_distances=None if is_query else np.where(both[j], per_slot[:, j], np.nan),
-                rank=None if is_query else rank,
-            ))
+            ranked.append(
+                RankedItem(
+                    name=Path(sample.image).name,
+                    image=read_rgb(sample.image),
+                    part_masks=emb.part_masks[j].float().numpy(),
+                    visibility=emb.visibility[j].float().numpy(),
+                    target=None if skeletons is None else skeletons.target,
+                    negatives=None if skeletons is None else skeletons.negatives,
+                    pid=sample.pid,
+                    correct=None if is_query else sample.pid == dataset.query[qi].pid,
+                    distance=None if is_query else float(distmat[qi, order[j]]),
+                    part_distances=None if is_query else np.where(both[j], per_slot[:, j], np.nan),
+                    rank=None if is_query else rank,
+                )
+            )
         grid = ranking_grid(ranked[0], ranked[1:], part_names, model.config.prompt_grouping)
         ap = float(result.all_ap[np.searchsorted(valid, qi)])
         paths.append(write_png(out_dir / f"query{qi:05d}_ap{ap:.2f}.png", grid))

@@ -1,4 +1,4 @@
-"""The official learning-rate schedule: linear warm-up from min_lr, then cosine to min_lr, per epoch."""
+"""Official learning-rate schedule: linear warm-up from min_lr, then cosine to min_lr, per epoch."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import math
 import torch
 
 
-def warmup_cosine_lr(epoch: int, max_lr: float, min_lr: float, warmup_epochs: int, total_epochs: int) -> float:
+def warmup_cosine_lr(
+    epoch: int, max_lr: float, min_lr: float, warmup_epochs: int, total_epochs: int
+) -> float:
     """Learning rate of 0-based ``epoch``.
 
     e < warmup: min_lr + (max_lr − min_lr)·e/warmup (so epoch 0 runs at min_lr, as officially);
@@ -21,6 +23,9 @@ def warmup_cosine_lr(epoch: int, max_lr: float, min_lr: float, warmup_epochs: in
 
 
 def set_epoch_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """Give every parameter group the same rate (the official scheduler overwrites group multipliers)."""
+    """Give every parameter group the same rate.
+
+    The official scheduler overwrites group multipliers too.
+    """
     for group in optimizer.param_groups:
         group["lr"] = lr

@@ -21,18 +21,22 @@ from torch.utils.data import DataLoader
 from kpr.checkpoint import build_model
 from kpr.checkpoint.kpr_format import load_weights, read_kpr_checkpoint, save_kpr_checkpoint
 from kpr.configuration import to_dict
-from kpr.devices import resolve_device
 from kpr.data.bipo import OccluderBank
 from kpr.data.datasets import build_dataset
 from kpr.data.parsing import require_parsing_labels
-from kpr.data.samples import ReIDDataset
 from kpr.data.sampler import IdentitySampler
 from kpr.data.train_dataset import DataConfig, TrainBatch, TrainDataset, collate_train
+from kpr.devices import resolve_device
 from kpr.engine.config import TrainConfig, resolve_augmentation
 from kpr.engine.distributed import DistInfo, barrier, init_distributed, mean_across_ranks
 from kpr.engine.evaluate import EvalResult, eval_dataset_for, evaluate
 from kpr.engine.schedule import set_epoch_lr, warmup_cosine_lr
-from kpr.engine.training_state import read_training_state, rng_state, set_rng_state, write_training_state
+from kpr.engine.training_state import (
+    read_training_state,
+    rng_state,
+    set_rng_state,
+    write_training_state,
+)
 from kpr.errors import ConfigError, KPRError
 from kpr.io_utils import write_text_atomic
 from kpr.losses.gilt import GiLtLoss, LossWeights
@@ -64,9 +68,15 @@ def seed_everything(seed: int) -> None:
 def data_config_for(config: TrainConfig, model: KPR) -> DataConfig:
     """The training data pipeline for ``model``: its input size, normalisation and prompt layout."""
     mc = model.config
-    return DataConfig(augmentation=resolve_augmentation(config.augmentation, mc), prompt_grouping=mc.prompt_grouping, target_grouping=mc.target_grouping,
-                      label_source=config.label_source, on_error=config.on_bad_sample,
-                      prompt_negatives=mc.prompt_negatives, prompt_background=mc.prompt_background)
+    return DataConfig(
+        augmentation=resolve_augmentation(config.augmentation, mc),
+        prompt_grouping=mc.prompt_grouping,
+        target_grouping=mc.target_grouping,
+        label_source=config.label_source,
+        on_error=config.on_bad_sample,
+        prompt_negatives=mc.prompt_negatives,
+        prompt_background=mc.prompt_background,
+    )
 
 
 def _all_finite(state: dict[str, torch.Tensor]) -> bool:
@@ -104,7 +114,13 @@ def freeze_unused_branches(model: KPR, weights: LossWeights) -> None:
 class Trainer:
     """Train a KPR model from a :class:`TrainConfig` (single process or under ``torchrun``)."""
 
-    def __init__(self, config: TrainConfig, *, device: str | torch.device | None = None, progress: bool = True):
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        device: str | torch.device | None = None,
+        progress: bool = True,
+    ):
         self.config = config
         self.device = resolve_device(device)
         self.dist: DistInfo = init_distributed(self.device)
@@ -120,8 +136,16 @@ class Trainer:
         if config.label_source == "parsing":
             require_parsing_labels(self.dataset)  # before the model and the BIPO bank are built
         self.eval_dataset = eval_dataset_for(ds, self.dataset)
-        num_cameras = self.dataset.num_cameras if config.camera_embedding and self.dataset.num_cameras > 1 else 0
-        overrides = {"num_cameras": num_cameras, **config.model_overrides, "num_classes": self.dataset.num_train_pids}
+        num_cameras = (
+            self.dataset.num_cameras
+            if config.camera_embedding and self.dataset.num_cameras > 1
+            else 0
+        )
+        overrides = {
+            "num_cameras": num_cameras,
+            **config.model_overrides,
+            "num_classes": self.dataset.num_train_pids,
+        }
         self.model = build_model(model_config(config.model, **overrides)).to(self.device)
         self.use_cameras = self.model.camera_embedding is not None
         self.data_config = data_config_for(config, self.model)
@@ -129,21 +153,46 @@ class Trainer:
         aug = self.data_config.augmentation
         bank = None
         if aug.bipo_p > 0:
-            bank = OccluderBank.from_samples(self.dataset.train, aug.image_size, seed=config.seed, on_error=config.on_bad_sample)
+            bank = OccluderBank.from_samples(
+                self.dataset.train, aug.image_size, seed=config.seed, on_error=config.on_bad_sample
+            )
             if len(bank.pids) < 2:
-                raise ConfigError(f"{ds.name}: BIPO needs occluders of at least 2 identities, got {len(bank.pids)}")
-        self.train_set = TrainDataset(self.dataset.train, self.data_config, occluders=bank,
-                                      parsing_classes=self.dataset.parsing_classes, seed=config.seed)
+                raise ConfigError(
+                    f"{ds.name}: BIPO needs occluders of at least 2 identities, "
+                    f"got {len(bank.pids)}"
+                )
+        self.train_set = TrainDataset(
+            self.dataset.train,
+            self.data_config,
+            occluders=bank,
+            parsing_classes=self.dataset.parsing_classes,
+            seed=config.seed,
+        )
         sc = config.sampler
-        self.sampler = IdentitySampler([s.pid for s in self.dataset.train], sc.ids_per_batch, sc.instances_per_id,
-                                       seed=config.seed, rank=self.dist.rank, world_size=self.dist.world_size)
-        self.loader = DataLoader(self.train_set, batch_sampler=self.sampler, collate_fn=collate_train,
-                                 num_workers=sc.workers, persistent_workers=sc.workers > 0,
-                                 pin_memory=self.device.type == "cuda")
+        self.sampler = IdentitySampler(
+            [s.pid for s in self.dataset.train],
+            sc.ids_per_batch,
+            sc.instances_per_id,
+            seed=config.seed,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+        )
+        self.loader = DataLoader(
+            self.train_set,
+            batch_sampler=self.sampler,
+            collate_fn=collate_train,
+            num_workers=sc.workers,
+            persistent_workers=sc.workers > 0,
+            pin_memory=self.device.type == "cuda",
+        )
         freeze_unused_branches(self.model, config.loss)
         params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.SGD(params, lr=config.optim.min_lr, momentum=config.optim.momentum,
-                                         weight_decay=config.optim.weight_decay)
+        self.optimizer = torch.optim.SGD(
+            params,
+            lr=config.optim.min_lr,
+            momentum=config.optim.momentum,
+            weight_decay=config.optim.weight_decay,
+        )
         self.loss = GiLtLoss(config.loss)
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
@@ -183,9 +232,18 @@ class Trainer:
     def save(self, name: str, epoch: int) -> Path:
         """Atomically write ``checkpoints/<name>`` (weights, model config, training state)."""
         state = self._training_state(epoch)
-        metadata = {"train_config": self._config_document(), "epoch": epoch, "evaluations": self.evaluations}
-        return save_kpr_checkpoint(self.checkpoint_dir / name, self.model.config, self.model.state_dict(), metadata,
-                                   write_extra=lambda tmp: write_training_state(tmp, state))
+        metadata = {
+            "train_config": self._config_document(),
+            "epoch": epoch,
+            "evaluations": self.evaluations,
+        }
+        return save_kpr_checkpoint(
+            self.checkpoint_dir / name,
+            self.model.config,
+            self.model.state_dict(),
+            metadata,
+            write_extra=lambda tmp: write_training_state(tmp, state),
+        )
 
     def _save_last_good(self) -> Path | None:
         """Save the last finite weights as ``checkpoints/last_good``: the current ones if they are
@@ -199,17 +257,29 @@ class Trainer:
         ckpt = read_kpr_checkpoint(last)
         if not _all_finite(ckpt.state_dict):
             return None
-        return save_kpr_checkpoint(self.checkpoint_dir / "last_good", ckpt.config, ckpt.state_dict, ckpt.metadata)
+        return save_kpr_checkpoint(
+            self.checkpoint_dir / "last_good", ckpt.config, ckpt.state_dict, ckpt.metadata
+        )
 
     def resume(self) -> None:
-        """Continue from ``checkpoints/last``: same config required; weights, optimizer, sampler, RNG restored."""
+        """Continue from ``checkpoints/last``.
+
+        Same config required; weights, optimizer, sampler, RNG restored.
+        """
         directory = self.checkpoint_dir / "last"
         ckpt = read_kpr_checkpoint(directory)
-        saved, current = _flatten(ckpt.metadata.get("train_config") or {}), _flatten(self._config_document())
-        differing = sorted(k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k))
+        saved, current = (
+            _flatten(ckpt.metadata.get("train_config") or {}),
+            _flatten(self._config_document()),
+        )
+        differing = sorted(
+            k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k)
+        )
         if differing:
-            raise ConfigError(f"{directory}: cannot resume, the run was made with a different config "
-                              f"(differs in {differing[:5]})")
+            raise ConfigError(
+                f"{directory}: cannot resume, the run was made with a different config "
+                f"(differs in {differing[:5]})"
+            )
         load_weights(self.model, ckpt.state_dict, directory)
         state = read_training_state(directory)
         self.optimizer.load_state_dict(state["optimizer"])
@@ -228,7 +298,8 @@ class Trainer:
         self.model.prompt_encoder.requires_grad_(not frozen)
         self.model.prompt_encoder.train(not frozen)
         if self.dist.enabled and frozen != self._ddp_frozen:
-            # DDP fixes its set of trainable parameters when wrapping: rewrap when fixbase changes it.
+            # DDP fixes its set of trainable parameters when wrapping: rewrap when fixbase
+            # changes it.
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp_model = DistributedDataParallel(self.model, device_ids=device_ids)
             self._ddp_frozen = frozen
@@ -237,8 +308,11 @@ class Trainer:
         batch = batch.to(self.device, non_blocking=True)
         prompts = batch.prompts if self.config.train_prompts else None
         cameras = batch.camids if self.use_cameras else None
-        autocast = (torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype is not None
-                    else contextlib.nullcontext())
+        autocast = (
+            torch.autocast(self.device.type, dtype=self.amp_dtype)
+            if self.amp_dtype is not None
+            else contextlib.nullcontext()
+        )
         with autocast:
             out = self.ddp_model(batch.images, prompts, cameras)
             loss = self.loss(out, batch.pids, batch.target_masks)
@@ -246,13 +320,17 @@ class Trainer:
             where = self._save_last_good() if self.dist.is_main else None
             kept = f"the last finite state is in {where}" if where else "no finite state was saved"
             raise TrainingDivergedError(
-                f"loss is {loss.total.item()} at step {self.global_step}; batch images: {list(batch.paths)[:8]}… "
-                f"({kept})")
+                f"loss is {loss.total.item()} at step {self.global_step}; "
+                f"batch images: {list(batch.paths)[:8]}… "
+                f"({kept})"
+            )
         self.scaler.scale(loss.total / accumulate).backward()
         if do_step:
             if self.config.optim.max_grad_norm:
                 self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(
+                    self.model.parameters(), self.config.optim.max_grad_norm
+                )
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.optimizer.zero_grad(set_to_none=True)
@@ -272,13 +350,19 @@ class Trainer:
         if self.progress:
             from tqdm.auto import tqdm
 
-            batches = tqdm(self.loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False)
+            batches = tqdm(
+                self.loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False
+            )
         totals: dict[str, float] = {}
         count, images, start = 0, 0, time.perf_counter()
         num_batches = len(self.sampler)
         for i, batch in enumerate(batches):
             do_step = (i + 1) % cfg.grad_accumulation == 0 or i + 1 == num_batches
-            sync = contextlib.nullcontext() if do_step or not self.dist.enabled else self.ddp_model.no_sync()
+            sync = (
+                contextlib.nullcontext()
+                if do_step or not self.dist.enabled
+                else self.ddp_model.no_sync()
+            )
             with sync:
                 values = self._step(batch, cfg.grad_accumulation, do_step)
             self.global_step += 1
@@ -290,23 +374,37 @@ class Trainer:
                 for key, value in values.items():
                     writer.add_scalar(f"train/{key}", value, self.global_step)
             if self.progress:
-                batches.set_postfix(loss=f"{values['loss']:.3f}", lr=f"{lr:.2e}",
-                                    img_s=f"{images / (time.perf_counter() - start):.0f}")
+                batches.set_postfix(
+                    loss=f"{values['loss']:.3f}",
+                    lr=f"{lr:.2e}",
+                    img_s=f"{images / (time.perf_counter() - start):.0f}",
+                )
         means = {k: mean_across_ranks(v / max(count, 1), self.dist) for k, v in totals.items()}
         means.update(lr=lr, images_per_s=images / max(time.perf_counter() - start, 1e-9))
         if writer is not None:
             writer.add_scalar("train/lr", lr, epoch)
         return means
 
-    def run_eval(self, epoch: int | None, modes: list[str], vis_dir: Path | None = None) -> dict[str, EvalResult]:
+    def run_eval(
+        self, epoch: int | None, modes: list[str], vis_dir: Path | None = None
+    ) -> dict[str, EvalResult]:
         ec = self.config.eval
         results = {}
         for mode in modes:
             results[mode] = evaluate(
-                self.model, self.eval_dataset, prompt_mode=mode, batch_size=ec.batch_size,
-                max_rank=ec.max_rank, protocol=ec.protocol, use_cameras=self.use_cameras, progress=self.progress,
-                visualize=ec.visualize if vis_dir is not None else 0, topk_visualize=ec.topk_visualize,
-                vis_dir=None if vis_dir is None else vis_dir / mode, rerank=ec.rerank)
+                self.model,
+                self.eval_dataset,
+                prompt_mode=mode,
+                batch_size=ec.batch_size,
+                max_rank=ec.max_rank,
+                protocol=ec.protocol,
+                use_cameras=self.use_cameras,
+                progress=self.progress,
+                visualize=ec.visualize if vis_dir is not None else 0,
+                topk_visualize=ec.topk_visualize,
+                vis_dir=None if vis_dir is None else vis_dir / mode,
+                rerank=ec.rerank,
+            )
         return results
 
     def _eval_modes(self) -> list[str]:
@@ -317,11 +415,15 @@ class Trainer:
         if resume:
             self.resume()
         elif self.dist.is_main and (self.checkpoint_dir / "last").exists():
-            raise ConfigError(f"{self.checkpoint_dir / 'last'} exists: pass resume or choose another output_dir")
+            raise ConfigError(
+                f"{self.checkpoint_dir / 'last'} exists: pass resume or choose another output_dir"
+            )
         writer = None
         if self.dist.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(self.output_dir / "train_config.json", json.dumps(self._config_document(), indent=2))
+            write_text_atomic(
+                self.output_dir / "train_config.json", json.dumps(self._config_document(), indent=2)
+            )
             from torch.utils.tensorboard import SummaryWriter
 
             writer = SummaryWriter(str(self.output_dir / "tensorboard"))
@@ -331,12 +433,18 @@ class Trainer:
             for epoch in range(self.start_epoch, cfg.optim.epochs):
                 stats = self.train_epoch(epoch, writer)
                 if self.dist.is_main:
-                    log.info("epoch %d/%d: %s", epoch + 1, cfg.optim.epochs,
-                             ", ".join(f"{k} {v:.4g}" for k, v in stats.items()))
+                    log.info(
+                        "epoch %d/%d: %s",
+                        epoch + 1,
+                        cfg.optim.epochs,
+                        ", ".join(f"{k} {v:.4g}" for k, v in stats.items()),
+                    )
                 last = epoch + 1 == cfg.optim.epochs
                 every = cfg.eval.every_epochs
                 if self.dist.is_main and (last or (every and (epoch + 1) % every == 0)):
-                    results = self.run_eval(epoch, self._eval_modes(), self.output_dir / "rankings" if last else None)
+                    results = self.run_eval(
+                        epoch, self._eval_modes(), self.output_dir / "rankings" if last else None
+                    )
                     self.evaluations[epoch] = {m: r.summary() for m, r in results.items()}
                     rank1 = next(iter(results.values())).overall.cmc[0]
                     if writer is not None:
@@ -354,22 +462,36 @@ class Trainer:
             if writer is not None:
                 writer.close()
         if self.dist.is_main and self.evaluations:
-            write_text_atomic(self.output_dir / "results.json", json.dumps(
-                {"evaluations": {str(k): v for k, v in self.evaluations.items()}}, indent=2))
+            write_text_atomic(
+                self.output_dir / "results.json",
+                json.dumps(
+                    {"evaluations": {str(k): v for k, v in self.evaluations.items()}}, indent=2
+                ),
+            )
         best = self.checkpoint_dir / "best"
-        return TrainResult(self.output_dir, cfg.optim.epochs - self.start_epoch, self.checkpoint_dir / "last",
-                           best if best.exists() else None, self.evaluations)
+        return TrainResult(
+            self.output_dir,
+            cfg.optim.epochs - self.start_epoch,
+            self.checkpoint_dir / "last",
+            best if best.exists() else None,
+            self.evaluations,
+        )
 
 
 def results_table(results: dict[str, dict[str, Any]]) -> str:
     """Printable table of {variant: EvalResult.summary()} (Rank-1/mAP per query group)."""
-    groups = sorted({g for summary in results.values() for g in summary if g != "occlusion_deciles"},
-                    key=lambda g: (g != "all", g))
+    groups = sorted(
+        {g for summary in results.values() for g in summary if g != "occlusion_deciles"},
+        key=lambda g: (g != "all", g),
+    )
     header = f"{'variant':24s}" + "".join(f"{g + ' R1':>18s}{g + ' mAP':>18s}" for g in groups)
     lines = [header, "-" * len(header)]
     for name, summary in results.items():
-        cells = "".join(f"{100 * summary[g]['rank1']:18.1f}{100 * summary[g]['mAP']:18.1f}" if g in summary
-                        else f"{'–':>18s}{'–':>18s}" for g in groups)
+        cells = "".join(
+            f"{100 * summary[g]['rank1']:18.1f}{100 * summary[g]['mAP']:18.1f}"
+            if g in summary
+            else f"{'–':>18s}{'–':>18s}"
+            for g in groups
+        )
         lines.append(f"{name:24s}{cells}")
     return "\n".join(lines)
-

@@ -29,7 +29,15 @@ def _split_tensors(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> A
         tensors[key] = obj.detach().cpu().contiguous()
         return {"__tensor__": key}
     if isinstance(obj, dict):
-        return {"__dict__": [[_split_tensors(k, f"{prefix}.k{i}", tensors), _split_tensors(v, f"{prefix}.{i}", tensors)] for i, (k, v) in enumerate(obj.items())]}
+        return {
+            "__dict__": [
+                [
+                    _split_tensors(k, f"{prefix}.k{i}", tensors),
+                    _split_tensors(v, f"{prefix}.{i}", tensors),
+                ]
+                for i, (k, v) in enumerate(obj.items())
+            ]
+        }
     if isinstance(obj, (list, tuple)):
         items = [_split_tensors(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]
         return {"__tuple__": items} if isinstance(obj, tuple) else items
@@ -45,7 +53,9 @@ def _join_tensors(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
         if "__tensor__" in obj:
             return tensors[obj["__tensor__"]]
         if "__dict__" in obj:
-            return {_join_tensors(k, tensors): _join_tensors(v, tensors) for k, v in obj["__dict__"]}
+            return {
+                _join_tensors(k, tensors): _join_tensors(v, tensors) for k, v in obj["__dict__"]
+            }
         if "__tuple__" in obj:
             return tuple(_join_tensors(v, tensors) for v in obj["__tuple__"])
         if "__ndarray__" in obj:

@@ -89,8 +89,8 @@ BODY_REGIONS: tuple[str, ...] = (
     "left_foot",
     "right_foot",
 )
-"""Fine body regions of label maps: the synthetic dataset's parsing classes and the regions kpr draws
-from keypoints when no parsing labels exist."""
+"""Fine body regions of label maps: the synthetic dataset's parsing classes and the regions kpr
+draws from keypoints when no parsing labels exist."""
 
 PROMPT_GROUPINGS: Mapping[str, Grouping] = {
     g.name: g

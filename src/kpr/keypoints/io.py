@@ -58,7 +58,9 @@ def _check_values(kps: NDArray[np.float64], where: str) -> None:
     point = pos[-1]
     prefix = f"skeleton {pos[0]} " if len(pos) == 2 else ""
     x, y, c = kps[pos]
-    problem = "confidence is not in [0, 1]" if np.isfinite(kps[pos]).all() else "has a non-finite value"
+    problem = (
+        "confidence is not in [0, 1]" if np.isfinite(kps[pos]).all() else "has a non-finite value"
+    )
     raise KeypointFormatError(
         f"{where}: {prefix}point {point} ({COCO17_NAMES[point]}) {problem}: ({x}, {y}, {c})"
     )
@@ -82,9 +84,7 @@ def _parse_points(value: object, where: str) -> NDArray[np.float64]:
         flat = [v for p in value for v in p]
     else:
         if len(value) != 3 * NUM_KEYPOINTS:
-            raise KeypointFormatError(
-                f"{where}: expected 17×3 or 51 numbers, got {len(value)}"
-            )
+            raise KeypointFormatError(f"{where}: expected 17×3 or 51 numbers, got {len(value)}")
         flat = list(value)
     for k, v in enumerate(flat):
         if not _is_number(v):
@@ -101,8 +101,8 @@ def parse_keypoints_json(obj: Any, source: str = "<keypoints>") -> Skeletons:
 
     Target selection follows the official reader: if no skeleton has ``is_target``, the first one
     is the target; otherwise the one skeleton with ``is_target: true`` is (several are an error,
-    as docs/dataset_format.md says), and every other skeleton is a negative, in file order. A single dict is one target skeleton; ``null`` or an
-    empty list means no keypoints.
+    as docs/dataset_format.md says), and every other skeleton is a negative, in file order. A
+    single dict is one target skeleton; ``null`` or an empty list means no keypoints.
 
     Parameters
     ----------

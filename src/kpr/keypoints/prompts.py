@@ -24,7 +24,7 @@ GAUSSIAN_SCALE = 11
 """Kernel radius = int(output width / GAUSSIAN_SCALE)."""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def gaussian_kernel(radius: int) -> NDArray[np.float64]:
     """The square Gaussian stamp: peak 1 at the centre, std = side / 4, no normalisation.
 
@@ -97,7 +97,7 @@ def _resolve(grouping: Grouping | str) -> Grouping:
     return g
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _channels_of_keypoint(grouping: Grouping) -> tuple[tuple[int, ...], ...]:
     """Prompt channel indices fed by each keypoint (after background and negatives)."""
     return tuple(
@@ -202,7 +202,11 @@ def build_prompt(
     tgt = empty if target is None else validate_keypoints(target, "target")
     if target is not None and tgt.ndim != 2:
         raise KeypointFormatError(f"target: expected shape [17, 3], got {list(tgt.shape)}")
-    negs = empty if negatives is None or not with_negatives else validate_keypoints(negatives, "negatives")
+    negs = (
+        empty
+        if negatives is None or not with_negatives
+        else validate_keypoints(negatives, "negatives")
+    )
 
     kernel = gaussian_kernel(kernel_radius(out_size[1]))
     prompt = np.zeros((g.num_parts + 2, *out_size))

@@ -4,4 +4,10 @@ from kpr.losses.gilt import GiLtLoss, LossWeights
 from kpr.losses.part_prediction import part_prediction_loss
 from kpr.losses.triplet import part_averaged_distances, part_averaged_triplet_loss
 
-__all__ = ["GiLtLoss", "LossWeights", "part_averaged_distances", "part_averaged_triplet_loss", "part_prediction_loss"]
+__all__ = [
+    "GiLtLoss",
+    "LossWeights",
+    "part_averaged_distances",
+    "part_averaged_triplet_loss",
+    "part_prediction_loss",
+]

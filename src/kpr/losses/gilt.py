@@ -41,17 +41,47 @@ class GiLtLoss(nn.Module):
         super().__init__()
         self.weights = weights
 
-    def forward(self, out: KPROutput, pids: torch.Tensor, target_masks: torch.Tensor | None) -> LossOutput:
+    def forward(
+        self, out: KPROutput, pids: torch.Tensor, target_masks: torch.Tensor | None
+    ) -> LossOutput:
         w = self.weights
         if out.id_logits is None or out.branch_embeddings is None:
-            raise ValueError("GiLtLoss needs a full forward pass of a model with identity classifiers (num_classes > 0)")
+            raise ValueError(
+                "GiLtLoss needs a full forward pass of a model with identity classifiers "
+                "(num_classes > 0)"
+            )
         terms: dict[str, tuple[float, torch.Tensor]] = {
-            "id_global": (w.id_global, F.cross_entropy(out.id_logits.global_.float(), pids, label_smoothing=w.label_smoothing)),
-            "id_foreground": (w.id_foreground, F.cross_entropy(out.id_logits.foreground.float(), pids, label_smoothing=w.label_smoothing)),
-            "id_concat": (w.id_concat, F.cross_entropy(out.id_logits.concat.float(), pids, label_smoothing=w.label_smoothing)),
-            "triplet_parts": (w.triplet_parts, part_averaged_triplet_loss(out.branch_embeddings.parts.float(), pids, w.triplet_margin)),
+            "id_global": (
+                w.id_global,
+                F.cross_entropy(
+                    out.id_logits.global_.float(), pids, label_smoothing=w.label_smoothing
+                ),
+            ),
+            "id_foreground": (
+                w.id_foreground,
+                F.cross_entropy(
+                    out.id_logits.foreground.float(), pids, label_smoothing=w.label_smoothing
+                ),
+            ),
+            "id_concat": (
+                w.id_concat,
+                F.cross_entropy(
+                    out.id_logits.concat.float(), pids, label_smoothing=w.label_smoothing
+                ),
+            ),
+            "triplet_parts": (
+                w.triplet_parts,
+                part_averaged_triplet_loss(
+                    out.branch_embeddings.parts.float(), pids, w.triplet_margin
+                ),
+            ),
         }
         if target_masks is not None and w.part_prediction > 0:
-            terms["part_prediction"] = (w.part_prediction, part_prediction_loss(out.pixel_logits, target_masks, w.part_label_smoothing))
+            terms["part_prediction"] = (
+                w.part_prediction,
+                part_prediction_loss(out.pixel_logits, target_masks, w.part_label_smoothing),
+            )
         total = sum(weight * value for weight, value in terms.values() if weight != 0)
-        return LossOutput(total, {name: float(value.detach()) for name, (_, value) in terms.items()})
+        return LossOutput(
+            total, {name: float(value.detach()) for name, (_, value) in terms.items()}
+        )

@@ -6,7 +6,9 @@ import torch
 import torch.nn.functional as F
 
 
-def part_prediction_loss(pixel_logits: torch.Tensor, target_masks: torch.Tensor, label_smoothing: float = 0.1) -> torch.Tensor:
+def part_prediction_loss(
+    pixel_logits: torch.Tensor, target_masks: torch.Tensor, label_smoothing: float = 0.1
+) -> torch.Tensor:
     """Cross-entropy of the pixel-to-part logits against the labels' argmax (ties → lowest index).
 
     pixel_logits [N, K+1, Hf, Wf]; target_masks [N, K+1, Hf, Wf] (soft labels, background first).

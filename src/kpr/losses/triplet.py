@@ -12,14 +12,18 @@ def part_averaged_distances(parts: torch.Tensor) -> torch.Tensor:
     the gradient stays finite on identical pairs (and on the diagonal).
     """
     per_part = parts.transpose(0, 1)  # [K, N, D]
-    squared = torch.cdist(per_part, per_part, p=2.0, compute_mode="donot_use_mm_for_euclid_dist").square()
+    squared = torch.cdist(
+        per_part, per_part, p=2.0, compute_mode="donot_use_mm_for_euclid_dist"
+    ).square()
     positive = squared > 0
     dist = torch.zeros_like(squared)
     dist[positive] = squared[positive].sqrt()
     return dist.mean(dim=0)
 
 
-def part_averaged_triplet_loss(parts: torch.Tensor, pids: torch.Tensor, margin: float = 0.3) -> torch.Tensor:
+def part_averaged_triplet_loss(
+    parts: torch.Tensor, pids: torch.Tensor, margin: float = 0.3
+) -> torch.Tensor:
     """Batch-hard triplet loss (hard margin) on part-averaged distances.
 
     For each anchor: hardest positive = max distance to another sample of its id; hardest negative =

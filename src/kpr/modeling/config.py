@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import math
+from dataclasses import dataclass, field
 from typing import Literal
 
 from kpr.configuration import as_hw
@@ -12,7 +12,11 @@ from kpr.errors import ConfigError
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-SOLIDER_NAMES = ("solider_swin", "solider_swin_base_patch4_window7_224", "imagenet_swin_base_patch4_window7_224")
+SOLIDER_NAMES = (
+    "solider_swin",
+    "solider_swin_base_patch4_window7_224",
+    "imagenet_swin_base_patch4_window7_224",
+)
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,8 @@ class KPRConfig:
         stages = self.fusion_stages
         if not stages or stages[0] < 0 or any(a >= b for a, b in zip(stages, stages[1:])):
             raise ConfigError(
-                f"fusion_stages: expected strictly increasing stage indices >= 0, got {list(stages)}"
+                "fusion_stages: expected strictly increasing stage indices >= 0, "
+                f"got {list(stages)}"
             )
 
     @property

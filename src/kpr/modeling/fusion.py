@@ -25,7 +25,9 @@ class MultiStageFusion(nn.Module):
         nn.init.kaiming_normal_(self.proj.weight, mode="fan_out", nonlinearity="relu")
         nn.init.zeros_(self.proj.bias)
 
-    def forward(self, features: list[torch.Tensor], size: tuple[int, int] | None = None) -> torch.Tensor:
+    def forward(
+        self, features: list[torch.Tensor], size: tuple[int, int] | None = None
+    ) -> torch.Tensor:
         """len(stage_dims) × [N, C_i, H_i, W_i] → [N, out_dim, *size].
 
         ``size`` (H, W) of the output; None = the first feature's size.

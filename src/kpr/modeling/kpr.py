@@ -33,18 +33,27 @@ class KPR(nn.Module):
             background_channel=config.prompt_background,
         )
         self.camera_embedding = (
-            nn.Parameter(nn.init.trunc_normal_(torch.empty(config.num_cameras, stage_dims[0]), std=0.02))
+            nn.Parameter(
+                nn.init.trunc_normal_(torch.empty(config.num_cameras, stage_dims[0]), std=0.02)
+            )
             if config.num_cameras > 0
             else None
         )
         if config.fusion_stages[-1] >= len(stage_dims):
             raise ConfigError(
-                f"fusion_stages {list(config.fusion_stages)}: the backbone has {len(stage_dims)} stages"
+                f"fusion_stages {list(config.fusion_stages)}: "
+                f"the backbone has {len(stage_dims)} stages"
             )
         fusion_dim = config.fusion_dim or stage_dims[-1]
-        self.fusion = MultiStageFusion(tuple(stage_dims[i] for i in config.fusion_stages), fusion_dim)
+        self.fusion = MultiStageFusion(
+            tuple(stage_dims[i] for i in config.fusion_stages), fusion_dim
+        )
         self.head = PartHead(
-            fusion_dim, config.num_parts, config.embedding_dim, config.num_classes, config.binary_visibility
+            fusion_dim,
+            config.num_parts,
+            config.embedding_dim,
+            config.num_classes,
+            config.binary_visibility,
         )
 
     def _check_inputs(self, images: torch.Tensor, prompts: torch.Tensor | None) -> None:
@@ -61,13 +70,17 @@ class KPR(nn.Module):
             )
 
     def _camera_tokens(self, cameras: torch.Tensor | None) -> torch.Tensor | None:
-        # A model trained without cameras ignores camera labels, like the official model with cam_num 0.
+        # A model trained without cameras ignores camera labels, like the official model with
+        # cam_num 0.
         if cameras is None or self.camera_embedding is None:
             return None
         cameras = torch.as_tensor(cameras, device=self.camera_embedding.device).long()
-        if cameras.numel() and (cameras.min() < 0 or cameras.max() >= self.camera_embedding.shape[0]):
+        if cameras.numel() and (
+            cameras.min() < 0 or cameras.max() >= self.camera_embedding.shape[0]
+        ):
             raise KPRError(
-                f"cameras: labels must be in [0, {self.camera_embedding.shape[0]}), got {cameras.tolist()}"
+                f"cameras: labels must be in [0, {self.camera_embedding.shape[0]}), "
+                f"got {cameras.tolist()}"
             )
         return self.config.camera_scale * self.camera_embedding[cameras][:, None, None, :]
 
@@ -97,7 +110,9 @@ class KPR(nn.Module):
         self._check_inputs(images, prompts)
         tokens = self.backbone.embed(images)
         if prompts is None:
-            prompts = self.prompt_encoder.empty_prompt(images.shape[0], tuple(images.shape[-2:]), images)
+            prompts = self.prompt_encoder.empty_prompt(
+                images.shape[0], tuple(images.shape[-2:]), images
+            )
         tokens = tokens + self.prompt_encoder(prompts, tuple(images.shape[-2:]))
         camera_tokens = self._camera_tokens(cameras)
         if camera_tokens is not None:

@@ -1,9 +1,8 @@
-"""Part-based head: pixel-to-part classifier, part-weighted pooling, embeddings, visibility, BNNecks."""
+"""Part-based head: pixel-to-part classifier, weighted pooling, embeddings, visibility, BNNecks."""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from kpr.modeling.outputs import Branches
@@ -86,11 +85,18 @@ class PartHead(nn.Module):
 
     Foreground = pixel-wise max of the K part probability maps; background = channel 0; global =
     plain average pooling. Parts use the mask-normalised weighted average, foreground and
-    background the spatial mean of mask·features. Each branch has its own after-pooling reduction (the parts share one)
-    and BNNeck (one per part).
+    background the spatial mean of mask·features. Each branch has its own after-pooling reduction
+    (the parts share one) and BNNeck (one per part).
     """
 
-    def __init__(self, dim: int, num_parts: int, embedding_dim: int, num_classes: int, binary_visibility: bool = True):
+    def __init__(
+        self,
+        dim: int,
+        num_parts: int,
+        embedding_dim: int,
+        num_classes: int,
+        binary_visibility: bool = True,
+    ):
         super().__init__()
         self.num_parts = num_parts
         self.binary_visibility = binary_visibility
@@ -103,7 +109,9 @@ class PartHead(nn.Module):
         self.neck_foreground = BNNeck(embedding_dim, num_classes)
         self.neck_background = BNNeck(embedding_dim, num_classes)
         self.neck_concat = BNNeck(embedding_dim * num_parts, num_classes)
-        self.neck_parts = nn.ModuleList(BNNeck(embedding_dim, num_classes) for _ in range(num_parts))
+        self.neck_parts = nn.ModuleList(
+            BNNeck(embedding_dim, num_classes) for _ in range(num_parts)
+        )
 
     def _reduce_parts(self, pooled: torch.Tensor) -> torch.Tensor:
         n, k, c = pooled.shape
@@ -121,7 +129,8 @@ class PartHead(nn.Module):
         parts_masks = probs[:, 1:]
         foreground_mask = parts_masks.amax(dim=1, keepdim=True)
         present = part_visibility(probs, self.binary_visibility)
-        # Foreground visibility is the max over all K+1 classes (background included), as officially.
+        # Foreground visibility is the max over all K+1 classes (background included),
+        # as officially.
         visibility = torch.cat([present.amax(dim=1, keepdim=True), present[:, 1:]], dim=1)
 
         parts = self._reduce_parts(weighted_pool(parts_masks, features))
@@ -149,10 +158,15 @@ class PartHead(nn.Module):
             "concat": self.neck_concat(emb.concat),
         }
         part_necks = [neck(emb.parts[:, k]) for k, neck in enumerate(self.neck_parts)]
-        bn = Branches(**{k: v[0] for k, v in necked.items()}, parts=torch.stack([p[0] for p in part_necks], 1))
+        bn = Branches(
+            **{k: v[0] for k, v in necked.items()}, parts=torch.stack([p[0] for p in part_necks], 1)
+        )
         has_logits = self.neck_global.classifier is not None
         id_logits = (
-            Branches(**{k: v[1] for k, v in necked.items()}, parts=torch.stack([p[1] for p in part_necks], 1))
+            Branches(
+                **{k: v[1] for k, v in necked.items()},
+                parts=torch.stack([p[1] for p in part_necks], 1),
+            )
             if has_logits
             else None
         )

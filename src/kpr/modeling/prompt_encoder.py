@@ -42,7 +42,10 @@ class PromptEncoder(nn.Module):
             nn.init.zeros_(self.proj.bias)
 
     def empty_prompt(self, n: int, hw: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
-        """The "no prompt" input: [N, Cp, H, W] zeros with the background channel (0), if any, set to 1."""
+        """The "no prompt" input: [N, Cp, H, W] zeros.
+
+        The background channel (0), if any, is set to 1.
+        """
         prompt = like.new_zeros((n, self.in_channels, *hw))
         if self.background_channel:
             prompt[:, 0] = 1.0

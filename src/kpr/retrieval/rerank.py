@@ -119,9 +119,7 @@ class _Blocks:
     def __init__(self, q_g: np.ndarray, q_q: np.ndarray, g_g: np.ndarray) -> None:
         q_g, q_q, g_g = (np.asarray(x) for x in (q_g, q_q, g_g))
         if q_g.ndim != 2 or 0 in q_g.shape:
-            raise KPRError(
-                f"q_g must be a non-empty 2-D [Nq, Ng] array, got shape {q_g.shape}"
-            )
+            raise KPRError(f"q_g must be a non-empty 2-D [Nq, Ng] array, got shape {q_g.shape}")
         nq, ng = q_g.shape
         if q_q.shape != (nq, nq):
             raise KPRError(
@@ -160,7 +158,7 @@ class _Blocks:
             parts.append(np.hstack([self.q_q[start:end], self.q_g[start:end]]))
         if stop > nq:
             begin = max(start, nq) - nq
-            parts.append(np.hstack([self.q_g[:, begin:stop - nq].T, self.g_g[begin:stop - nq]]))
+            parts.append(np.hstack([self.q_g[:, begin : stop - nq].T, self.g_g[begin : stop - nq]]))
         return np.square(np.vstack(parts), dtype=np.float64)
 
     def nearest(self, count: int) -> np.ndarray:
@@ -220,9 +218,7 @@ def _reciprocal_sets(ranked: np.ndarray, k: int) -> sp.csr_array:
     return member.multiply(member.T).tocsr()
 
 
-def _jaccard_blocks(
-    vq: sp.csr_array, vg: sp.csc_array
-) -> Iterator[tuple[int, int, np.ndarray]]:
+def _jaccard_blocks(vq: sp.csr_array, vg: sp.csc_array) -> Iterator[tuple[int, int, np.ndarray]]:
     """Jaccard distances between the rows of ``vq`` ``[Nq, N]`` and ``vg`` ``[Ng, N]`` (both >= 0),
     as ``(start, stop, [stop-start, Ng] block)`` over consecutive query blocks.
 
@@ -238,14 +234,14 @@ def _jaccard_blocks(
     max_rows = max(1, _BLOCK_ELEMENTS // ng)
     start = 0
     while start < nq:
-        budget = np.cumsum(per_query[start:start + max_rows])
+        budget = np.cumsum(per_query[start : start + max_rows])
         stop = start + max(1, int(np.searchsorted(budget, _BLOCK_ELEMENTS, side="right")))
         lo, hi = vq.indptr[start], vq.indptr[stop]
         lengths = pair_counts[lo:hi]
         first = vg.indptr[vq.indices[lo:hi]]
         # Position in vg's data of every (query non-zero, gallery non-zero) pair.
-        offsets = (
-            np.repeat(first - (np.cumsum(lengths) - lengths), lengths) + np.arange(lengths.sum())
+        offsets = np.repeat(first - (np.cumsum(lengths) - lengths), lengths) + np.arange(
+            lengths.sum()
         )
         query_row = np.repeat(np.repeat(np.arange(stop - start), query_nnz[start:stop]), lengths)
         mins = np.minimum(np.repeat(vq.data[lo:hi], lengths), vg.data[offsets])

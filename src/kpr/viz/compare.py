@@ -46,14 +46,28 @@ def comparison_figure(
     for row, sample in enumerate(samples):
         rgb = sample.image
         tag = "A" if row < len(group_a) else "B"
-        panels = [(draw_prompt(rgb, sample.target, sample.negatives, grouping), f"{tag}: {sample.name}", None)]
+        panels = [
+            (
+                draw_prompt(rgb, sample.target, sample.negatives, grouping),
+                f"{tag}: {sample.name}",
+                None,
+            )
+        ]
         panels.append((overlay_heatmap(rgb, sample.part_masks[1:].max(axis=0)), "foreground", None))
         for k, name in enumerate(part_names):
-            panels.append((overlay_heatmap(rgb, sample.part_masks[k + 1]), name, bool(sample.visibility[k + 1] > 0.5)))
+            panels.append(
+                (
+                    overlay_heatmap(rgb, sample.part_masks[k + 1]),
+                    name,
+                    bool(sample.visibility[k + 1] > 0.5),
+                )
+            )
         for col, (img, title, visible) in enumerate(panels):
             ax = fig.add_subplot(grid[row, col])
             ax.imshow(img)
-            ax.set_title(title[:22], fontsize=7, color="black" if visible in (None, True) else "grey")
+            ax.set_title(
+                title[:22], fontsize=7, color="black" if visible in (None, True) else "grey"
+            )
             ax.set_xticks([])
             ax.set_yticks([])
             if visible is not None:

@@ -1,4 +1,4 @@
-"""Drawing primitives: prompts (keypoints coloured by prompt group, negatives red) and heatmap overlays."""
+"""Drawing primitives: prompts (keypoints coloured by group, negatives red) and heatmap overlays."""
 
 from __future__ import annotations
 
@@ -13,8 +13,14 @@ RGB = tuple[int, int, int]
 NEGATIVE_COLOUR: RGB = (255, 0, 0)
 # Distinct, colour-blind-friendly hues for up to 8 prompt groups (red is kept for negatives).
 GROUP_COLOURS: tuple[RGB, ...] = (
-    (255, 215, 0), (0, 200, 80), (0, 190, 255), (255, 255, 255),
-    (70, 100, 255), (230, 0, 230), (140, 255, 140), (255, 150, 40),
+    (255, 215, 0),
+    (0, 200, 80),
+    (0, 190, 255),
+    (255, 255, 255),
+    (70, 100, 255),
+    (230, 0, 230),
+    (140, 255, 140),
+    (255, 150, 40),
 )
 
 
@@ -24,11 +30,19 @@ def group_colour_per_keypoint(grouping: Grouping | str) -> tuple[RGB, ...]:
     colours: list[RGB] = []
     for k in range(g.num_sources):
         part = next((p for p, members in enumerate(g.members) if k in members), None)
-        colours.append(GROUP_COLOURS[part % len(GROUP_COLOURS)] if part is not None else (200, 200, 200))
+        colours.append(
+            GROUP_COLOURS[part % len(GROUP_COLOURS)] if part is not None else (200, 200, 200)
+        )
     return tuple(colours)
 
 
-def _draw_skeleton(out: NDArray[np.uint8], kps: NDArray, colours: tuple[RGB, ...] | None, scale: float, threshold: float) -> None:
+def _draw_skeleton(
+    out: NDArray[np.uint8],
+    kps: NDArray,
+    colours: tuple[RGB, ...] | None,
+    scale: float,
+    threshold: float,
+) -> None:
     radius = max(2, int(round(0.012 * max(out.shape[:2]))))
     pts = [(int(round(x * scale)), int(round(y * scale))) for x, y, _ in kps]
     shown = kps[:, 2] > threshold
@@ -38,7 +52,14 @@ def _draw_skeleton(out: NDArray[np.uint8], kps: NDArray, colours: tuple[RGB, ...
             cv2.line(out, pts[a], pts[b], colour, 1, cv2.LINE_AA)
     for k, point in enumerate(pts):
         if shown[k]:
-            cv2.circle(out, point, radius, NEGATIVE_COLOUR if colours is None else colours[k], -1, cv2.LINE_AA)
+            cv2.circle(
+                out,
+                point,
+                radius,
+                NEGATIVE_COLOUR if colours is None else colours[k],
+                -1,
+                cv2.LINE_AA,
+            )
 
 
 def draw_prompt(
@@ -51,19 +72,29 @@ def draw_prompt(
 ) -> NDArray[np.uint8]:
     """A copy of ``image`` [H, W, 3] RGB with the prompt drawn.
 
-    ``target`` [17, 3] and ``negatives`` [M, 17, 3] are (x, y, c) in pixels of the image before it was
-    scaled by ``scale``; points with c ≤ ``threshold`` (not part of the prompt) are not drawn.
+    ``target`` [17, 3] and ``negatives`` [M, 17, 3] are (x, y, c) in pixels of the image before it
+    was scaled by ``scale``; points with c ≤ ``threshold`` (not part of the prompt) are not drawn.
     """
     out = np.ascontiguousarray(image.copy())
     for negative in [] if negatives is None else np.asarray(negatives).reshape(-1, 17, 3):
         _draw_skeleton(out, negative, None, scale, threshold)
     if target is not None:
-        _draw_skeleton(out, np.asarray(target), group_colour_per_keypoint(grouping), scale, threshold)
+        _draw_skeleton(
+            out, np.asarray(target), group_colour_per_keypoint(grouping), scale, threshold
+        )
     return out
 
 
-def overlay_heatmap(image: NDArray[np.uint8], heatmap: NDArray, alpha: float = 0.5) -> NDArray[np.uint8]:
-    """Blend a [h, w] map with values in [0, 1] (resized to the image) over ``image`` [H, W, 3] RGB."""
-    resized = cv2.resize(np.clip(heatmap, 0.0, 1.0).astype(np.float32), (image.shape[1], image.shape[0]))
-    colour = cv2.cvtColor(cv2.applyColorMap((resized * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
-    return (image.astype(np.float32) * (1 - alpha) + colour.astype(np.float32) * alpha).astype(np.uint8)
+def overlay_heatmap(
+    image: NDArray[np.uint8], heatmap: NDArray, alpha: float = 0.5
+) -> NDArray[np.uint8]:
+    """Blend a [h, w] map in [0, 1] (resized to the image) over ``image`` [H, W, 3] RGB."""
+    resized = cv2.resize(
+        np.clip(heatmap, 0.0, 1.0).astype(np.float32), (image.shape[1], image.shape[0])
+    )
+    colour = cv2.cvtColor(
+        cv2.applyColorMap((resized * 255).astype(np.uint8), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB
+    )
+    return (image.astype(np.float32) * (1 - alpha) + colour.astype(np.float32) * alpha).astype(
+        np.uint8
+    )

@@ -32,7 +32,10 @@ def duke_root(tmp_path: Path) -> Path:
     )
     # An empty PifPaf result: the official filter drops this training image.
     write_json(
-        data / "external_annotation" / (KP_DIR + "_v3") / "bounding_box_train"
+        data
+        / "external_annotation"
+        / (KP_DIR + "_v3")
+        / "bounding_box_train"
         / "0001_c5_f0051341.jpg_keypoints.json",
         [],
     )

@@ -14,7 +14,6 @@ import pytest
 from dataset_trees import write_image, write_json
 
 from kpr.data.datasets import build_dataset
-from kpr.errors import BadSampleWarning, DatasetError
 from kpr.data.datasets.folder import (
     coerce_value,
     compile_filename_pattern,
@@ -22,9 +21,9 @@ from kpr.data.datasets.folder import (
     parse_filename,
     synthetic,
 )
-from kpr.synthetic import SyntheticConfig, generate_synthetic_dataset
-from kpr.errors import ConfigError, ImageReadError
+from kpr.errors import BadSampleWarning, ConfigError, DatasetError, ImageReadError
 from kpr.keypoints import write_keypoints_file
+from kpr.synthetic import SyntheticConfig, generate_synthetic_dataset
 
 TINY = SyntheticConfig(
     num_images=40, num_train_ids=4, num_test_ids=4, team_size=2, num_cameras=2, seed=3
@@ -254,7 +253,9 @@ def test_folder_structure_errors(tmp_path: Path) -> None:
     write_json(root / "dataset.json", {**meta, "format": "kpr-folder/9"})
     with pytest.raises(DatasetError, match="field 'format'"):
         folder(root, verbose=False)
-    write_json(root / "dataset.json", {**meta, "filename_pattern": MARKET_PATTERN, "camid_base": "1"})
+    write_json(
+        root / "dataset.json", {**meta, "filename_pattern": MARKET_PATTERN, "camid_base": "1"}
+    )
     with pytest.raises(DatasetError, match="field 'camid_base': expected an integer"):
         folder(root, verbose=False)
     (root / "dataset.json").unlink()

@@ -10,11 +10,10 @@ import pytest
 from dataset_trees import KP_DIR, MASKS_DIR, pifpaf_entries, write_fields, write_image, write_json
 
 from kpr.data.datasets import build_dataset
-from kpr.errors import BadSampleWarning, DatasetError
 from kpr.data.datasets._market_style import parse_market_name
 from kpr.data.datasets.market1501 import market1501
 from kpr.data.datasets.occluded_duke import occluded_duke
-from kpr.errors import ImageReadError, KeypointFormatError
+from kpr.errors import BadSampleWarning, DatasetError, ImageReadError, KeypointFormatError
 from kpr.keypoints import read_keypoints_file
 
 MARKET = "Market-1501-v15.09.15"
@@ -68,7 +67,10 @@ def test_market_reads_official_layout(market_root: Path) -> None:
     assert all(s.split == "gallery" for s in ds.gallery)
     sample = ds.train[0]
     assert sample.keypoints == (
-        data / "external_annotation" / KP_DIR / "bounding_box_train"
+        data
+        / "external_annotation"
+        / KP_DIR
+        / "bounding_box_train"
         / "0002_c1s1_000451_03.jpg_keypoints.json"
     )
     assert sample.parsing == (
@@ -106,7 +108,10 @@ def test_occluded_duke_layout(duke_root: Path) -> None:
         ("0003_c8_f0044701.jpg", 1, 7),
     ]
     assert ds.train[0].parsing == (
-        data / "masks" / MASKS_DIR / "bounding_box_train"
+        data
+        / "masks"
+        / MASKS_DIR
+        / "bounding_box_train"
         / "0001_c2_f0046182.jpg.confidence_fields.npy"
     )
     assert ds.train[0].keypoints.parent == (
@@ -159,7 +164,11 @@ def test_missing_keypoint_split_folder(market_root: Path) -> None:
 
 def test_keypoint_file_without_image(market_root: Path) -> None:
     orphan = (
-        market_root / MARKET / "external_annotation" / KP_DIR / "query"
+        market_root
+        / MARKET
+        / "external_annotation"
+        / KP_DIR
+        / "query"
         / "0099_c2s1_000001_00.jpg_keypoints.json"
     )
     write_json(orphan, pifpaf_entries())
@@ -173,7 +182,11 @@ def test_keypoint_file_without_image(market_root: Path) -> None:
 
 def test_image_without_keypoint_file(market_root: Path) -> None:
     kp = (
-        market_root / MARKET / "external_annotation" / KP_DIR / "query"
+        market_root
+        / MARKET
+        / "external_annotation"
+        / KP_DIR
+        / "query"
         / "0005_c1s1_001051_00.jpg_keypoints.json"
     )
     kp.unlink()
@@ -203,7 +216,11 @@ def test_corrupt_image_error_or_counted_skip(market_root: Path) -> None:
 
 def test_malformed_keypoint_file(market_root: Path) -> None:
     kp = (
-        market_root / MARKET / "external_annotation" / KP_DIR / "bounding_box_train"
+        market_root
+        / MARKET
+        / "external_annotation"
+        / KP_DIR
+        / "bounding_box_train"
         / "0002_c1s1_000451_03.jpg_keypoints.json"
     )
     write_json(kp, [{"keypoints": [1.0, 2.0]}])

@@ -10,9 +10,9 @@ from dataset_trees import KP_DIR, MASKS_DIR, pifpaf_entries, write_fields, write
 
 from kpr.data.datasets import build_dataset
 from kpr.data.datasets._common import parse_prefix_pid
-from kpr.errors import BadSampleWarning, DatasetError
 from kpr.data.datasets.occluded_reid import occluded_reid
 from kpr.data.datasets.partial_reid import partial_reid
+from kpr.errors import BadSampleWarning, DatasetError
 from kpr.keypoints import read_keypoints_file
 
 

@@ -11,7 +11,6 @@ import pytest
 from dataset_trees import V22, pt_det_id, pt_image_id, write_fields, write_json
 
 from kpr.data.datasets import build_dataset
-from kpr.errors import BadSampleWarning, DatasetError
 from kpr.data.datasets.occluded_posetrack import (
     clip_box,
     crop_size,
@@ -22,6 +21,7 @@ from kpr.data.datasets.occluded_posetrack import (
     read_pandas_table,
     select_queries,
 )
+from kpr.errors import BadSampleWarning, DatasetError
 from kpr.imaging import read_rgb
 
 REID = "occluded_posetrack_reid"
@@ -126,7 +126,14 @@ def test_builds_the_splits(pt_root: Path) -> None:
     assert ds.eval_protocol == "no_filter"
     # Train: persons 11, 12, 13 (13's last frame is not sampled) → pids 0, 1, 2.
     assert [(s.attributes["raw_pid"], s.pid) for s in ds.train] == [
-        (11, 0), (11, 0), (11, 0), (12, 1), (12, 1), (12, 1), (13, 2), (13, 2)
+        (11, 0),
+        (11, 0),
+        (11, 0),
+        (12, 1),
+        (12, 1),
+        (12, 1),
+        (13, 2),
+        (13, 2),
     ]
     assert {s.camid for s in ds.train} == {0}
     # Val: per person the int(0.2 n) most occluded detections are queries, whatever the

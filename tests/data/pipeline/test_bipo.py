@@ -39,15 +39,24 @@ def blob_occluder(pid: int = 7, hw=HW, invisible: tuple[int, ...] = (0, 1, 2)) -
     kps = np.stack([np.full(17, w / 2), np.linspace(0.15 * h, 0.85 * h, 17), np.ones(17)], 1)
     kps[list(invisible)] = 0.0
     rgb = np.full((h, w, 3), (200, 10, 10), np.uint8)
-    return Occluder(pid=pid, rgb=rgb[box], alpha=alpha[box], top_left=(int(y0), int(x0)),
-                    keypoints=kps, frame_hw=hw, source=Path("blob.png"))
+    return Occluder(
+        pid=pid,
+        rgb=rgb[box],
+        alpha=alpha[box],
+        top_left=(int(y0), int(x0)),
+        keypoints=kps,
+        frame_hw=hw,
+        source=Path("blob.png"),
+    )
 
 
 def random_sample(rng: np.random.Generator, num_negatives: int = 2):
     image = rng.integers(0, 256, (*HW, 3), dtype=np.uint8)
     scores = rng.random((8, *HW)).astype(np.float32)
+
     def skeleton():
         return np.stack([rng.uniform(0, HW[1], 17), rng.uniform(0, HW[0], 17), np.ones(17)], 1)
+
     negatives = np.array([skeleton() for _ in range(num_negatives)]).reshape(-1, 17, 3)
     return image, scores, skeleton(), negatives
 
@@ -65,15 +74,18 @@ def test_bank_holds_valid_occluders(bank, train_samples):
             np.testing.assert_array_equal(kps[hidden], 0.0)
             full = np.zeros(HW, np.float32)
             y0, x0 = occ.top_left
-            full[y0:y0 + occ.alpha.shape[0], x0:x0 + occ.alpha.shape[1]] = occ.alpha
+            full[y0 : y0 + occ.alpha.shape[0], x0 : x0 + occ.alpha.shape[1]] = occ.alpha
             vis = kps[~hidden]
-            assert (full[np.rint(vis[:, 1]).astype(int), np.rint(vis[:, 0]).astype(int)]
-                    >= MIN_KEYPOINT_ALPHA).all()
+            assert (
+                full[np.rint(vis[:, 1]).astype(int), np.rint(vis[:, 0]).astype(int)]
+                >= MIN_KEYPOINT_ALPHA
+            ).all()
 
 
 def test_bank_is_deterministic_and_errors_are_configurable(train_samples, tmp_path):
     a = OccluderBank.from_samples(train_samples, HW, per_id=2, seed=4)
     b = OccluderBank.from_samples(train_samples, HW, per_id=2, seed=4)
+
     def sources(bank):
         return [o.source for v in bank.by_pid.values() for o in v]
 

@@ -61,8 +61,10 @@ def test_deterministic_per_epoch():
 @pytest.mark.parametrize("world_size", [2, 3])
 def test_ddp_ranks_get_disjoint_equal_slices_of_the_same_batches(world_size):
     full = flat(IdentitySampler(PIDS, p=2, k=4, seed=5))
-    ranks = [flat(IdentitySampler(PIDS, p=2, k=4, seed=5, rank=r, world_size=world_size))
-             for r in range(world_size)]
+    ranks = [
+        flat(IdentitySampler(PIDS, p=2, k=4, seed=5, rank=r, world_size=world_size))
+        for r in range(world_size)
+    ]
     assert len({len(r) for r in ranks}) == 1 and len(ranks[0]) == len(full) // world_size
     seen = [tuple(b) for r in ranks for b in r]
     assert len(seen) == len(set(seen))

@@ -58,14 +58,21 @@ def test_official_target_masks_match_fixture(fixture, grouping, hw):
 def test_part_scores_from_pifpaf_file_match_fixture(fixture, grouping, hw, tmp_path):
     path = tmp_path / "crop.npy"
     np.save(path, fixture["input_fields_36xhxw"])
-    sample = ReIDSample(image=tmp_path / "crop.jpg", pid=0, camid=0, split="train",
-                        parsing=path, parsing_format="pifpaf36")
+    sample = ReIDSample(
+        image=tmp_path / "crop.jpg",
+        pid=0,
+        camid=0,
+        split="train",
+        parsing=path,
+        parsing_format="pifpaf36",
+    )
     scores = part_scores(sample, grouping, hw)
     assert scores.dtype == np.float32
     assert scores.shape == (TARGET_GROUPINGS[grouping].num_parts, *hw)
     masks = target_masks(scores, (hw[0] // 4, hw[1] // 4))
-    np.testing.assert_allclose(masks.numpy(), fixture[f"{grouping}_{hw[0]}x{hw[1]}_target_masks"],
-                               rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        masks.numpy(), fixture[f"{grouping}_{hw[0]}x{hw[1]}_target_masks"], rtol=0, atol=1e-6
+    )
 
 
 def test_target_masks_background_rule_and_batching():
@@ -93,8 +100,14 @@ def test_pixel_labels_ties_go_to_lowest_index():
 def test_wrong_shape_pifpaf_file_names_path_and_shape(tmp_path):
     path = tmp_path / "bad.npy"
     np.save(path, np.zeros((17, 8, 4), np.float32))
-    sample = ReIDSample(image=tmp_path / "x.jpg", pid=0, camid=0, split="train",
-                        parsing=path, parsing_format="pifpaf36")
+    sample = ReIDSample(
+        image=tmp_path / "x.jpg",
+        pid=0,
+        camid=0,
+        split="train",
+        parsing=path,
+        parsing_format="pifpaf36",
+    )
     with pytest.raises(ParsingLabelError, match=r"bad\.npy.*\[36, h, w\].*\[17, 8, 4\]") as info:
         part_scores(sample, "eight", (32, 16))
     assert isinstance(info.value, KPRError)
@@ -103,23 +116,45 @@ def test_wrong_shape_pifpaf_file_names_path_and_shape(tmp_path):
 def test_bad_label_maps(tmp_path):
     rgb = tmp_path / "rgb.png"
     cv2.imwrite(str(rgb), np.zeros((8, 4, 3), np.uint8))
-    sample = ReIDSample(image=tmp_path / "x.png", pid=0, camid=0, split="train",
-                        parsing=rgb, parsing_format="label_map")
+    sample = ReIDSample(
+        image=tmp_path / "x.png",
+        pid=0,
+        camid=0,
+        split="train",
+        parsing=rgb,
+        parsing_format="label_map",
+    )
     with pytest.raises(ParsingLabelError, match=r"rgb\.png.*\[h, w\].*\[8, 4, 3\]"):
         part_scores(sample, "eight", (8, 4), parsing_classes=PARSING_CLASSES)
     high = tmp_path / "high.png"
     cv2.imwrite(str(high), np.full((8, 4), 40, np.uint8))
-    sample = ReIDSample(image=tmp_path / "x.png", pid=0, camid=0, split="train",
-                        parsing=high, parsing_format="label_map")
+    sample = ReIDSample(
+        image=tmp_path / "x.png",
+        pid=0,
+        camid=0,
+        split="train",
+        parsing=high,
+        parsing_format="label_map",
+    )
     with pytest.raises(ParsingLabelError, match="label 40"):
         part_scores(sample, "eight", (8, 4), parsing_classes=PARSING_CLASSES)
-    missing = ReIDSample(image=tmp_path / "x.png", pid=0, camid=0, split="train",
-                         parsing=tmp_path / "nope.png", parsing_format="label_map")
+    missing = ReIDSample(
+        image=tmp_path / "x.png",
+        pid=0,
+        camid=0,
+        split="train",
+        parsing=tmp_path / "nope.png",
+        parsing_format="label_map",
+    )
     with pytest.raises(ParsingLabelError, match="nope.png"):
         part_scores(missing, "eight", (8, 4), parsing_classes=PARSING_CLASSES)
     with pytest.raises(ParsingLabelError, match="no parsing label file"):
-        part_scores(ReIDSample(image=tmp_path / "x.png", pid=0, camid=0, split="train"),
-                    "eight", (8, 4), source="parsing")
+        part_scores(
+            ReIDSample(image=tmp_path / "x.png", pid=0, camid=0, split="train"),
+            "eight",
+            (8, 4),
+            source="parsing",
+        )
 
 
 def test_label_map_tables_cover_the_groupings():
@@ -168,10 +203,17 @@ def _segment_labels(regions: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.nda
 
 
 def test_keypoint_labels_land_on_the_limbs(split_samples):
-    bones = (("shoulder", "elbow", "upper_arm"), ("elbow", "wrist", "lower_arm"),
-             ("hip", "knee", "upper_leg"), ("knee", "ankle", "lower_leg"))
-    limbs = [(f"{s}_{a}", f"{s}_{b}", f"{s}_{region}")
-             for s in ("left", "right") for a, b, region in bones]
+    bones = (
+        ("shoulder", "elbow", "upper_arm"),
+        ("elbow", "wrist", "lower_arm"),
+        ("hip", "knee", "upper_leg"),
+        ("knee", "ankle", "lower_leg"),
+    )
+    limbs = [
+        (f"{s}_{a}", f"{s}_{b}", f"{s}_{region}")
+        for s in ("left", "right")
+        for a, b, region in bones
+    ]
     majority = []
     for sample in split_samples("train")[:40]:
         target = read_sample_keypoints(sample).target
@@ -222,7 +264,8 @@ def test_part_scores_sources(split_samples):
 
 skeleton_points = st.lists(
     st.tuples(st.floats(-10, 70), st.floats(-10, 140), st.sampled_from([0.0, 0.2, 1.0])),
-    min_size=17, max_size=17,
+    min_size=17,
+    max_size=17,
 )
 
 
@@ -242,8 +285,14 @@ KPR_RELEASE = "github.com/VlSomers/keypoint_promptable_reidentification"
 
 
 def _sample(tmp_path, name, parsing=None):
-    return ReIDSample(image=tmp_path / name, pid=0, camid=0, split="train", parsing=parsing,
-                      parsing_format="pifpaf36" if parsing else None)
+    return ReIDSample(
+        image=tmp_path / name,
+        pid=0,
+        camid=0,
+        split="train",
+        parsing=parsing,
+        parsing_format="pifpaf36" if parsing else None,
+    )
 
 
 def test_parsing_source_without_a_file_is_a_dataset_error_saying_where_to_get_labels(tmp_path):
@@ -257,8 +306,11 @@ def test_parsing_source_without_a_file_is_a_dataset_error_saying_where_to_get_la
 
 def test_require_parsing_labels_names_the_dataset_folder_and_the_release(tmp_path):
     np.save(tmp_path / "a.npy", np.zeros((36, 8, 4), np.float32))
-    train = [_sample(tmp_path, "a.jpg", tmp_path / "a.npy"), _sample(tmp_path, "b.jpg"),
-             _sample(tmp_path, "c.jpg")]
+    train = [
+        _sample(tmp_path, "a.jpg", tmp_path / "a.npy"),
+        _sample(tmp_path, "b.jpg"),
+        _sample(tmp_path, "c.jpg"),
+    ]
     dataset = ReIDDataset(name="market1501", train=train, query=[], gallery=[], num_cameras=6)
     with pytest.raises(DatasetError) as info:
         require_parsing_labels(dataset)

@@ -9,12 +9,10 @@ from torch.utils.data import DataLoader
 
 from kpr.data.bipo import OccluderBank
 from kpr.data.sampler import IdentitySampler, SampleRef
-from kpr.synthetic import PARSING_CLASSES
 from kpr.data.train_dataset import DataConfig, TrainDataset, collate_train
 from kpr.data.transforms import AugmentationConfig
 from kpr.errors import ConfigError, ImageReadError, KPRError
-from kpr.imaging import read_rgb
-from kpr.keypoints import build_prompt, read_keypoints_file
+from kpr.synthetic import PARSING_CLASSES
 
 HW = (128, 64)
 CONFIG = DataConfig(augmentation=AugmentationConfig(image_size=HW, bipo_p=0.5))
@@ -60,8 +58,12 @@ def test_workers_do_not_change_the_batches(dataset, train_samples):
     pids = [s.pid for s in train_samples]
     batches = []
     for workers in (0, 2):
-        loader = DataLoader(dataset, batch_sampler=IdentitySampler(pids, p=2, k=2, seed=1),
-                            collate_fn=collate_train, num_workers=workers)
+        loader = DataLoader(
+            dataset,
+            batch_sampler=IdentitySampler(pids, p=2, k=2, seed=1),
+            collate_fn=collate_train,
+            num_workers=workers,
+        )
         batches.append([b for _, b in zip(range(2), loader)])
     for a, b in zip(*batches):
         assert torch.equal(a.images, b.images) and torch.equal(a.prompts, b.prompts)
@@ -80,8 +82,9 @@ def test_bad_samples_raise_or_are_skipped(train_samples, tmp_path):
     samples = [broken, *train_samples[1:4]]
     with pytest.raises(ImageReadError, match="gone.png"):
         TrainDataset(samples, CONFIG, parsing_classes=PARSING_CLASSES)[0]
-    skipping = TrainDataset(samples, dataclasses.replace(CONFIG, on_error="skip"),
-                            parsing_classes=PARSING_CLASSES)
+    skipping = TrainDataset(
+        samples, dataclasses.replace(CONFIG, on_error="skip"), parsing_classes=PARSING_CLASSES
+    )
     batch = collate_train([skipping[i] for i in range(4)])
     assert batch.skipped == 1 and len(batch.paths) == 3 and skipping.skipped == 1
     with pytest.raises(KPRError, match="every sample"):
@@ -95,13 +98,21 @@ def test_bank_size_must_match(train_samples, bank):
 
 
 def test_training_prompts_follow_the_model_channel_layout(train_samples):
-    for negatives, background, channels in ((True, True, 10), (False, True, 9), (True, False, 9), (False, False, 8)):
-        config = dataclasses.replace(CONFIG, prompt_negatives=negatives, prompt_background=background)
+    for negatives, background, channels in (
+        (True, True, 10),
+        (False, True, 9),
+        (True, False, 9),
+        (False, False, 8),
+    ):
+        config = dataclasses.replace(
+            CONFIG, prompt_negatives=negatives, prompt_background=background
+        )
         item = TrainDataset(train_samples, config, parsing_classes=PARSING_CLASSES)[0]
         assert item.prompt.shape == (channels, *HW)
         if background:  # the background channel is 1 - the drawn channels, clipped
-            np.testing.assert_allclose(item.prompt[0].numpy(),
-                                       np.clip(1 - item.prompt[1:].sum(0).numpy(), 0, 1), atol=1e-6)
+            np.testing.assert_allclose(
+                item.prompt[0].numpy(), np.clip(1 - item.prompt[1:].sum(0).numpy(), 0, 1), atol=1e-6
+            )
 
 
 def test_bipo_occluders_come_from_the_other_ids_of_the_batch(train_samples, bank):

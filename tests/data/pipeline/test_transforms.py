@@ -92,8 +92,10 @@ def test_coarse_dropout_hole_drops_keypoints_and_labels(seed):
     assert (out.image[:, y1:y2, x1:x2] == 0).all()
     assert (out.part_scores[:, y1:y2, x1:x2] == 0).all()
     assert out.part_scores.sum() == H * W - (y2 - y1) * (x2 - x1)
-    for p_in, p_out in zip(np.concatenate([target[None], negatives]).reshape(-1, 3),
-                           np.concatenate([out.target[None], out.negatives]).reshape(-1, 3)):
+    for p_in, p_out in zip(
+        np.concatenate([target[None], negatives]).reshape(-1, 3),
+        np.concatenate([out.target[None], out.negatives]).reshape(-1, 3),
+    ):
         in_hole = x1 <= p_in[0] < x2 and y1 <= p_in[1] < y2
         assert p_out[2] == (0.0 if in_hole else p_in[2])
         np.testing.assert_array_equal(p_out[:2], p_in[:2])
@@ -106,7 +108,9 @@ def test_invalid_input_keypoints_are_zeroed():
     target[1] = (4, 4, 0.0)
     target[2] = (4, 4, 0.9)
     plain = dataclasses.replace(NO_DROPOUT, pad=0)
-    out = build_train_transform(plain)(image, None, target, np.zeros((0, 17, 3)), np.random.default_rng(0))
+    out = build_train_transform(plain)(
+        image, None, target, np.zeros((0, 17, 3)), np.random.default_rng(0)
+    )
     np.testing.assert_array_equal(out.target[:2], 0.0)
     np.testing.assert_array_equal(out.target[2], (4, 4, 0.9))
     assert out.negatives.shape == (0, 17, 3)
@@ -163,8 +167,9 @@ def test_official_dropout_sizes():
 
 @settings(max_examples=30, deadline=None)
 @given(
-    xy=st.lists(st.tuples(st.floats(-20, W + 20), st.floats(-20, H + 20)),
-                min_size=17, max_size=17),
+    xy=st.lists(
+        st.tuples(st.floats(-20, W + 20), st.floats(-20, H + 20)), min_size=17, max_size=17
+    ),
     seed=st.integers(0, 2**32 - 1),
 )
 def test_output_keypoints_visible_iff_in_frame_and_outside_hole(xy, seed):

@@ -17,7 +17,9 @@ _DATASETS: dict[str, DatasetBuilder] = {}
 def register_dataset(name: str) -> Callable[[DatasetBuilder], DatasetBuilder]:
     def decorator(fn: DatasetBuilder) -> DatasetBuilder:
         if name in _DATASETS and _DATASETS[name] is not fn:
-            warnings.warn(f"dataset {name!r} is already registered; replacing it", UserWarning, stacklevel=2)
+            warnings.warn(
+                f"dataset {name!r} is already registered; replacing it", UserWarning, stacklevel=2
+            )
         _DATASETS[name] = fn
         return fn
 
@@ -30,7 +32,10 @@ def list_datasets() -> list[str]:
 
 
 def build_dataset(name: str, **kwargs: Any) -> ReIDDataset:
-    """Build the dataset registered as ``name`` (``root`` and adapter options as keyword arguments)."""
+    """Build the dataset registered as ``name``.
+
+    ``root`` and the adapter options are given as keyword arguments.
+    """
     _import_adapters()
     if name not in _DATASETS:
         raise ConfigError(f"dataset {name!r} is not registered; known: {sorted(_DATASETS)}")
@@ -40,7 +45,9 @@ def build_dataset(name: str, **kwargs: Any) -> ReIDDataset:
         unknown = sorted(set(kwargs) - set(accepted))
         if unknown:
             options = sorted(k for k in accepted if k != "root")
-            raise ConfigError(f"dataset {name!r}: unknown option(s) {unknown}; its options: {options}")
+            raise ConfigError(
+                f"dataset {name!r}: unknown option(s) {unknown}; its options: {options}"
+            )
     return builder(**kwargs)
 
 

@@ -65,9 +65,7 @@ def read_metadata(data_dir: Path) -> dict[str, Any]:
     """
     path = data_dir / "dataset.json"
     if not path.is_file():
-        raise DatasetError(
-            f"{path}: missing; not a {FOLDER_FORMAT} dataset, or an incomplete one"
-        )
+        raise DatasetError(f"{path}: missing; not a {FOLDER_FORMAT} dataset, or an incomplete one")
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -276,7 +274,7 @@ def folder(
             parsing_format="label_map",
             bad=bad,
             verify=verify,
-            check_parsing=lambda path, hw, n=len(classes or ()): check_label_map(path, hw, n),
+            check_parsing=functools.partial(check_label_map, num_classes=len(classes or ())),
         )
     dataset = ReIDDataset(
         name=name,
@@ -393,7 +391,7 @@ def _candidates_from_csv(
         if pid != JUNK_PID:
             attributes = {k: coerce_value(row[k] or "") for k in extra}
             candidates[split].append(Candidate(image, pid, camid, split, attributes))
-    for split, paths in images.items():
+    for paths in images.values():
         for path in paths:
             if path not in mentioned:
                 bad.report(f"{path}: image is not listed in {csv_path}")

@@ -195,9 +195,7 @@ def occlusion_level(target_visibility_sum: float, negatives: NDArray[np.float64]
     return negative / float(target_visibility_sum)
 
 
-def select_queries(
-    detections: Iterable[tuple[int, int, float]], ratio: float
-) -> set[int]:
+def select_queries(detections: Iterable[tuple[int, int, float]], ratio: float) -> set[int]:
     """Detection ids that become queries: per person, the ``int(ratio * n)`` highest occ_levels.
 
     Parameters
@@ -217,9 +215,7 @@ def select_queries(
     return queries
 
 
-def extract_crop(
-    frame: NDArray[np.uint8], box: Box, crop_hw: tuple[int, int]
-) -> NDArray[np.uint8]:
+def extract_crop(frame: NDArray[np.uint8], box: Box, crop_hw: tuple[int, int]) -> NDArray[np.uint8]:
     """Cut ``box`` out of an RGB frame and resize it to ``crop_hw`` if it differs."""
     x0, y0, x1, y1 = box
     crop = frame[y0:y1, x0:x1]
@@ -250,8 +246,10 @@ def read_pandas_table(obj: Any, columns: Sequence[str], source: str) -> list[dic
     elif isinstance(obj, dict) and isinstance(obj.get("columns"), list) and "data" in obj:
         names = obj["columns"]
         rows = [dict(zip(names, values, strict=False)) for values in obj["data"] or []]
-    elif isinstance(obj, dict) and set(columns) <= set(obj) and all(
-        isinstance(obj[c], dict) for c in columns
+    elif (
+        isinstance(obj, dict)
+        and set(columns) <= set(obj)
+        and all(isinstance(obj[c], dict) for c in columns)
     ):
         index = list(obj[columns[0]])
         rows = [{c: obj[c].get(i) for c in obj if isinstance(obj[c], dict)} for i in index]
@@ -497,9 +495,7 @@ def ensure_crops(
     images_dir = reid_dir / "images"
     manifest_path = images_dir / "anns" / f"{split}_kpr_crops.json"
     known = load_manifest(manifest_path)
-    ready = {
-        i: known[i] for i in sampled if i in known and (images_dir / known[i].image).is_file()
-    }
+    ready = {i: known[i] for i in sampled if i in known and (images_dir / known[i].image).is_file()}
     todo = [i for i in sampled if i not in ready]
     if not todo:
         return ready, 0
