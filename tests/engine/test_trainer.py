@@ -10,9 +10,15 @@ import torch
 from tiny_training import tiny_overrides
 
 from kpr.checkpoint import load_model
+from kpr.cli import main
 from kpr.engine.config import load_train_config
 from kpr.engine.trainer import Trainer, TrainingDivergedError
 from kpr.errors import ConfigError
+
+
+def run_cli(*args: object) -> int:
+    """``kpr ARGS…`` in-process; paths and numbers are passed as their text."""
+    return main([str(a) for a in args])
 
 
 def _weights(model):
@@ -38,23 +44,19 @@ def test_train_evaluate_checkpoint(tiny_synthetic, tmp_path):
     with pytest.raises(ConfigError, match="exists"):
         Trainer(config, device="cpu", progress=False).fit()
 
-    from kpr.cli import main
-
     out = tmp_path / "eval"
     assert (
-        main(
-            [
-                "eval",
-                "--checkpoint",
-                str(result.last_checkpoint),
-                "--prompts",
-                "keypoints",
-                "--out",
-                str(out),
-                f"dataset.root={tiny_synthetic}",
-                "dataset.options={verbose: false}",
-                "eval.visualize=0",
-            ]
+        run_cli(
+            "eval",
+            "--checkpoint",
+            result.last_checkpoint,
+            "--prompts",
+            "keypoints",
+            "--out",
+            out,
+            f"dataset.root={tiny_synthetic}",
+            "dataset.options={verbose: false}",
+            "eval.visualize=0",
         )
         == 0
     )
@@ -214,26 +216,22 @@ def test_two_process_gloo_training_keeps_ranks_in_sync(tiny_synthetic, tmp_path)
 
 
 def test_eval_needs_no_recipe_and_follows_the_recipes_prompts(tiny_synthetic, tmp_path, capsys):
-    from kpr.cli import main
-
     config = load_train_config(None, tiny_overrides(tiny_synthetic, tmp_path / "run"))
     checkpoint = Trainer(config, device="cpu", progress=False).fit().last_checkpoint
     out = tmp_path / "eval"
     assert (
-        main(
-            [
-                "eval",
-                "--checkpoint",
-                str(checkpoint),
-                "--dataset",
-                "synthetic",
-                "--root",
-                str(tiny_synthetic),
-                "--out",
-                str(out),
-                "eval.visualize=1",
-                "eval.prompts=both",
-            ]
+        run_cli(
+            "eval",
+            "--checkpoint",
+            checkpoint,
+            "--dataset",
+            "synthetic",
+            "--root",
+            tiny_synthetic,
+            "--out",
+            out,
+            "eval.visualize=1",
+            "eval.prompts=both",
         )
         == 0
     )
