@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from machine import machine_facts  # noqa: E402
+
 from kpr.engine.config import load_train_config
 from kpr.engine.demo import demo_dataset_config, ensure_dataset
 from kpr.engine.evaluate import evaluate
@@ -232,6 +234,7 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("runs/ablation"))
     args = parser.parse_args()
+    print(machine_facts(), flush=True)
     rows = [r.strip() for r in args.rows.split(",") if r.strip()]
     unknown = sorted(set(rows) - set(ROWS))
     if unknown or not rows:

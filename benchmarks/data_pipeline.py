@@ -27,6 +27,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+from machine import machine_facts  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 from kpr.data.bipo import OccluderBank  # noqa: E402
@@ -110,6 +111,7 @@ def main() -> None:
     parser.add_argument("--bipo-p", type=float, default=0.2)
     parser.add_argument("--iou-images", type=int, default=400)
     args = parser.parse_args()
+    print(machine_facts(), flush=True)
     synth = dataclasses.replace(
         SyntheticConfig(), num_images=args.num_images, num_train_ids=30, num_test_ids=10, seed=0
     )

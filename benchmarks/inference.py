@@ -4,7 +4,9 @@ The "official" variant runs the same weights through the official graph: multi-s
 1×1 convolution over the concatenation of the upsampled stages (sum of stage widths, 1,920 channels
 for Swin-B at full token resolution) and every branch, BNNeck and identity classifier. kpr's default
 path applies each stage's slice of the 1×1 kernel at the stage's own resolution and skips what
-retrieval does not use. Outputs are checked against the official variant.
+retrieval does not use. Outputs are checked against the official variant. The fast paths are those
+``precision="auto"`` chooses among (bf16 autocast, int8 dynamic quantization of the Linear layers,
+ONNX Runtime float32); every result line names the machine.
 
     python benchmarks/inference.py  # real Swin-B / SwinV2-B + tiny, batch 1 and 32
     python benchmarks/inference.py --models tiny --batch-sizes 32
@@ -18,9 +20,11 @@ import time
 
 import torch
 import torch.nn.functional as F
+from machine import machine_facts, machine_tag
 
 from kpr.checkpoint import create_model
 from kpr.modeling.kpr import KPR
+from kpr.quantization import quantize_linear_int8
 from kpr.retrieval.distance import l2_normalize
 
 MODELS = {
@@ -62,7 +66,7 @@ def images_per_second(
     return images.shape[0] * repeats / elapsed, out.float()
 
 
-def run(name: str, batch: int, repeats: int, compile_: bool) -> None:
+def build(name: str) -> KPR:
     registered, overrides = MODELS[name]
     torch.manual_seed(0)
     model = create_model(registered, **overrides).eval()
@@ -71,6 +75,24 @@ def run(name: str, batch: int, repeats: int, compile_: bool) -> None:
             if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
                 module.running_mean.normal_(0, 0.1)
                 module.running_var.uniform_(0.5, 1.5)
+    return model
+
+
+def fast_paths(model: KPR, onnx: bool) -> list[tuple[str, object, bool]]:
+    """(label, forward, autocast) of the int8 and ONNX Runtime paths (the export is untimed)."""
+    int8 = quantize_linear_int8(model)
+    paths = [("kpr int8 dynamic", lambda _m, x, p: int8(x, p).embeddings, False)]
+    if onnx:
+        from kpr.export import OnnxSession, export_onnx_bytes
+
+        start = time.perf_counter()
+        session = OnnxSession(export_onnx_bytes(model))
+        print(f"  (ONNX export + session: {time.perf_counter() - start:.0f} s)", flush=True)
+        paths.append(("onnxruntime fp32", lambda _m, x, p: session(x, p)[0], False))
+    return paths
+
+
+def run(name: str, model: KPR, extra: list, batch: int, repeats: int, compile_: bool) -> None:
     h, w = model.config.image_size
     images = torch.randn(batch, 3, h, w)
     prompts = torch.rand(batch, model.config.prompt_channels, h, w)
@@ -78,6 +100,7 @@ def run(name: str, batch: int, repeats: int, compile_: bool) -> None:
         ("official graph fp32", official_graph_forward, False),
         ("kpr fp32", kpr_forward, False),
         ("kpr bf16 autocast", kpr_forward, True),
+        *extra,
     ]
     if compile_:
         variants.append(("kpr bf16 + compile", torch.compile(kpr_forward), True))
@@ -91,7 +114,7 @@ def run(name: str, batch: int, repeats: int, compile_: bool) -> None:
         cos = F.cosine_similarity(l2_normalize(out), l2_normalize(reference), dim=-1).min().item()
         print(
             f"{name:24s} batch {batch:3d}  {label:22s} {rate:8.2f} img/s  x{rate / base:4.2f}  "
-            f"max|Δemb| {dev:.2e}  min cos {cos:.5f}",
+            f"max|Δemb| {dev:.2e}  min cos {cos:.5f}  {machine_tag()}",
             flush=True,
         )
 
@@ -107,12 +130,16 @@ def main() -> None:
     parser.add_argument(
         "--compile", action="store_true", help="also time torch.compile (slow warm-up)"
     )
+    parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime path")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads")
+    print(machine_facts(), flush=True)
     for name in ["tiny_128x64" if m == "tiny" else m for m in args.models]:
+        model = build(name)
+        extra = fast_paths(model, onnx=not args.no_onnx)
         for batch in args.batch_sizes:
-            run(name, batch, args.repeats if batch > 1 else 5 * args.repeats, args.compile)
+            repeats = args.repeats if batch > 1 else 5 * args.repeats
+            run(name, model, extra, batch, repeats, args.compile)
 
 
 if __name__ == "__main__":

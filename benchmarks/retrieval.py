@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from machine import machine_facts  # noqa: E402
 
 if TYPE_CHECKING:
     import torch
@@ -248,6 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ng", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    print(machine_facts(), flush=True)
     if args.worker:
         _worker(args)
     else:

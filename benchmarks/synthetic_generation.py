@@ -9,6 +9,8 @@ import argparse
 import dataclasses
 import tempfile
 
+from machine import machine_facts  # noqa: E402
+
 from kpr.synthetic import SyntheticConfig, generate_synthetic_dataset
 
 
@@ -17,6 +19,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--num-images", type=int, default=SyntheticConfig().num_images)
     args = parser.parse_args()
+    print(machine_facts(), flush=True)
     config = dataclasses.replace(SyntheticConfig(), num_images=args.num_images)
     with tempfile.TemporaryDirectory(prefix="kpr-synth-bench-") as tmp:
         summary = generate_synthetic_dataset(tmp, config, workers=args.workers)

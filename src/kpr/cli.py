@@ -116,7 +116,11 @@ def _predictor(args: argparse.Namespace):
     from kpr.predictor import KPRPredictor
 
     return KPRPredictor.from_pretrained(
-        args.checkpoint, device=args.device, precision=args.precision
+        args.checkpoint,
+        device=args.device,
+        precision=args.precision,
+        backend=args.backend,
+        onnx_file=args.onnx,
     )
 
 
@@ -307,6 +311,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             progress=True,
             use_cameras=model.camera_embedding is not None,
             precision=args.precision,
+            backend=args.backend,
+            onnx_file=args.onnx,
             visualize=config.eval.visualize,
             topk_visualize=config.eval.topk_visualize,
             vis_dir=out / "rankings" / mode,
@@ -339,7 +345,21 @@ def _add_model_options(parser: argparse.ArgumentParser, batch_size: int | None =
     parser.add_argument(
         "--device", default=None, help="cpu, cuda, cuda:N, mps (default: best available)"
     )
-    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
+    parser.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16", "int8", "auto"),
+        default="float32",
+        help="auto: the fastest path within the documented deviation bound (docs/performance.md)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime"),
+        default=None,
+        help="default torch (--precision auto with --onnx may pick onnxruntime)",
+    )
+    parser.add_argument(
+        "--onnx", default=None, help="a `kpr export` file of --checkpoint for onnxruntime"
+    )
     parser.add_argument(
         "--batch-size",
         type=int,
@@ -476,11 +496,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=cmd_demo)
 
+    from kpr.export.cli import add_export_parser
     from kpr.pose.cli import add_annotate_parser
+    from kpr.serve.cli import add_serve_parsers
     from kpr.synthetic.cli import add_synth_parser, run_synth
+    from kpr.tracking.cli import add_tracking_parsers
 
     add_synth_parser(sub).set_defaults(func=run_synth)
     add_annotate_parser(sub)
+    add_export_parser(sub)
+    add_tracking_parsers(sub)
+    add_serve_parsers(sub)
     return parser
 
 

@@ -16,6 +16,7 @@ Example
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -40,7 +41,11 @@ from kpr.retrieval.distance import l2_normalize, part_distance
 
 KeypointsLike = str | os.PathLike | Skeletons | ArrayLike | None
 """Target [17, 3] array, official keypoint JSON path, or :class:`Skeletons`; None = no prompt."""
-Precision = Literal["float32", "bfloat16"]
+Precision = Literal["float32", "bfloat16", "int8", "auto"]
+"""``auto`` picks the fastest path within a deviation bound at construction (:mod:`kpr.speed`)."""
+Backend = Literal["torch", "onnxruntime"]
+PRECISIONS = ("float32", "bfloat16", "int8", "auto")
+log = logging.getLogger("kpr")
 OnError = Literal["raise", "skip"]
 
 
@@ -227,20 +232,126 @@ class KPRPredictor:
     device:
         Where to run (default: best available).
     precision:
-        ``"float32"`` (default, matches the official outputs) or ``"bfloat16"`` autocast
-        (see docs/performance.md: faster only on CPUs with native bf16).
+        ``"float32"`` (default, matches the official outputs), ``"bfloat16"`` autocast (faster
+        only on hardware with native bf16), ``"int8"`` (dynamic quantization of the Linear
+        layers, CPU), or ``"auto"``: the fastest of these paths (and ONNX Runtime, given
+        ``onnx_file``) whose deviation from float32 is within :data:`kpr.speed.DEVIATION_BOUND`,
+        chosen by a short timed probe (docs/performance.md). :attr:`precision_used` and
+        :attr:`backend` say what runs.
+    backend:
+        ``"torch"`` or ``"onnxruntime"`` (CPU, float32; the model is exported in memory unless
+        ``onnx_file`` is given). ``None``: torch, except that ``precision="auto"`` may pick ONNX
+        Runtime when ``onnx_file`` is given.
+    onnx_file:
+        A ``.onnx`` file made from this model by ``kpr export`` (refused if it was not).
     """
 
     def __init__(
-        self, model: KPR, device: str | torch.device | None = None, precision: Precision = "float32"
+        self,
+        model: KPR,
+        device: str | torch.device | None = None,
+        precision: Precision = "float32",
+        backend: Backend | None = None,
+        onnx_file: str | os.PathLike | None = None,
     ):
-        if precision not in ("float32", "bfloat16"):
-            raise KPRError(f"precision: expected 'float32' or 'bfloat16', got {precision!r}")
+        if precision not in PRECISIONS:
+            raise KPRError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if backend not in (None, "torch", "onnxruntime"):
+            raise KPRError(f"backend: expected 'torch' or 'onnxruntime', got {backend!r}")
+        if backend == "onnxruntime" and precision not in ("float32", "auto"):
+            raise KPRError(f"precision {precision!r}: the onnxruntime backend runs float32 only")
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.precision = precision
         self.config: KPRConfig = model.config
         self.transform = CropTransform(model.config)
+        self._module: torch.nn.Module = self.model  # what torch runs (a quantized copy for int8)
+        self.session = None  # a kpr.export.OnnxSession on the onnxruntime backend
+        self.backend: Backend = "torch"
+        self.precision_used: Literal["float32", "bfloat16", "int8"] = "float32"
+        if precision == "auto":
+            self._adopt(self._choose_auto(backend, onnx_file))
+        else:
+            self._setup("onnxruntime" if backend == "onnxruntime" else precision, onnx_file)
+
+    def _setup(self, path: str, onnx_file: str | os.PathLike | None) -> None:
+        if path in ("int8", "onnxruntime") and self.device.type != "cpu":
+            raise KPRError(f"{path}: runs on the CPU only, got device {str(self.device)!r}")
+        if path == "onnxruntime":
+            try:
+                from kpr.export import OnnxSession, export_onnx_bytes
+            except ImportError as exc:
+                raise KPRError(
+                    f"backend onnxruntime needs the onnx extra (pip install 'kpr[onnx]'): {exc}"
+                ) from None
+            if onnx_file is None:
+                log.info("exporting the model to ONNX in memory (a `kpr export` file skips this)")
+                self.session = OnnxSession(export_onnx_bytes(self.model))
+            else:
+                self.session = OnnxSession(onnx_file)
+                self.session.check_matches(self.model)
+            self.backend = "onnxruntime"
+        elif path == "int8":
+            from kpr.quantization import quantize_linear_int8
+
+            self._module = quantize_linear_int8(self.model)
+            self.precision_used = "int8"
+        elif path == "bfloat16":
+            self.precision_used = "bfloat16"
+
+    def _adopt(self, other: KPRPredictor) -> None:
+        self._module, self.session = other._module, other.session
+        self.backend, self.precision_used = other.backend, other.precision_used
+
+    def _choose_auto(
+        self, backend: Backend | None, onnx_file: str | os.PathLike | None
+    ) -> KPRPredictor:
+        """Time every candidate path on a probe batch; the chosen path's predictor."""
+        from kpr import speed
+
+        cuda_bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
+        paths = speed.candidate_paths(
+            self.device.type,
+            speed.cpu_features(),
+            cuda_bf16=cuda_bf16,
+            onnx_file=onnx_file is not None and backend != "torch",
+        )
+        if backend == "onnxruntime":  # one precision there: nothing to choose
+            paths = ("onnxruntime",)
+        candidates = {
+            path: KPRPredictor(
+                self.model,
+                self.device,
+                "float32" if path == "onnxruntime" else path,
+                "onnxruntime" if path == "onnxruntime" else "torch",
+                onnx_file,
+            )
+            for path in paths
+        }
+        if len(candidates) == 1:
+            log.info("precision auto: %s (no other path on this hardware)", paths[0])
+            return candidates[paths[0]]
+        h, w = self.config.image_size
+        generator = torch.Generator().manual_seed(0)
+        images = torch.randn(speed.PROBE.batch, 3, h, w, generator=generator)
+        prompts = self.model.prompt_encoder.empty_prompt(speed.PROBE.batch, (h, w), images)
+        runs = {
+            path: lambda p=predictor: p.embed_batch(images, prompts)
+            for path, predictor in candidates.items()
+        }
+        outputs = {path: run() for path, run in runs.items()}  # also the warm-up
+        reference = outputs["float32"]
+        deviations = {
+            path: speed.deviation(
+                (reference.embeddings, reference.visibility), (out.embeddings, out.visibility)
+            )
+            for path, out in outputs.items()
+            if path != "float32"
+        }
+        timings = speed.time_paths(runs, speed.PROBE.rounds)
+        chosen = speed.choose_path(timings, deviations)
+        log.info("%s", speed.summary(chosen, timings, deviations))
+        return candidates[chosen]
 
     @classmethod
     def from_pretrained(
@@ -249,10 +360,13 @@ class KPRPredictor:
         device: str | torch.device | None = None,
         precision: Precision = "float32",
         semantic_weight: float | None = None,
+        backend: Backend | None = None,
+        onnx_file: str | os.PathLike | None = None,
     ) -> KPRPredictor:
         """Load an official ``.pth.tar`` or a kpr checkpoint directory."""
         resolved = resolve_device(device)  # refuse a bad device before reading a large file
-        return cls(load_model(path, semantic_weight=semantic_weight), resolved, precision)
+        model = load_model(path, semantic_weight=semantic_weight)
+        return cls(model, resolved, precision, backend, onnx_file)
 
     def prepare(
         self,
@@ -290,7 +404,7 @@ class KPRPredictor:
         return self.transform(rgb, target, negatives, name)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.precision == "bfloat16":
+        if self.precision_used == "bfloat16":
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
@@ -313,14 +427,18 @@ class KPRPredictor:
         if prompted is None:
             drawn = prompts[:, 1:] if self.config.prompt_background else prompts
             prompted = drawn.flatten(1).any(dim=1)
-        cams = None if cameras is None else cameras.to(self.device)
-        with self._autocast():
-            out = self.model(images.to(self.device), prompts.to(self.device), cams)
+        if self.session is not None:
+            embeddings, visibility, masks = self.session(images, prompts, cameras)
+        else:
+            cams = None if cameras is None else cameras.to(self.device)
+            with self._autocast():
+                out = self._module(images.to(self.device), prompts.to(self.device), cams)
+            embeddings, visibility, masks = out.embeddings, out.visibility, out.part_masks
         return Embeddings(
-            l2_normalize(out.embeddings.float()).cpu(),
-            out.visibility.cpu(),
+            l2_normalize(embeddings.float()).cpu(),
+            visibility.cpu(),
             prompted.cpu().bool(),
-            out.part_masks.float().cpu() if part_masks else None,
+            masks.float().cpu() if part_masks else None,
         )
 
     def embed_iter(

@@ -28,7 +28,14 @@ from kpr.imaging import read_rgb
 from kpr.keypoints import VISIBILITY_THRESHOLD
 from kpr.keypoints.groupings import target_grouping
 from kpr.modeling.kpr import KPR
-from kpr.predictor import CropTransform, Embeddings, KPRPredictor, Precision, PreparedCrop
+from kpr.predictor import (
+    Backend,
+    CropTransform,
+    Embeddings,
+    KPRPredictor,
+    Precision,
+    PreparedCrop,
+)
 from kpr.retrieval.distance import body_part_distance, part_distance
 from kpr.retrieval.metrics import RankResult, evaluate_rank, results_by_decile
 from kpr.retrieval.rerank import k_reciprocal_rerank
@@ -225,6 +232,8 @@ def evaluate(
     protocol: Literal["market", "no_filter"] | None = None,
     use_cameras: bool = True,
     precision: Precision = "float32",
+    backend: Backend | None = None,
+    onnx_file: str | Path | None = None,
     progress: bool = False,
     visualize: int = 0,
     topk_visualize: int = 10,
@@ -234,13 +243,15 @@ def evaluate(
     """Rank-k / mAP / mINP of ``model`` on ``dataset``'s query and gallery splits.
 
     ``rerank`` scores k-reciprocal re-ranked distances (``kpr.retrieval.rerank``) instead.
-    ``visualize`` > 0 writes that many ranking grids to ``vis_dir``, from the part maps kept
-    while embedding (float16: ~18 KB per crop at 128×64, ~37 KB at 384×128 with K = 5).
+    ``precision``/``backend``/``onnx_file`` choose the inference path (see
+    :class:`~kpr.predictor.KPRPredictor`). ``visualize`` > 0 writes that many ranking grids to
+    ``vis_dir``, from the part maps kept while embedding (float16: ~18 KB per crop at 128×64,
+    ~37 KB at 384×128 with K = 5).
     """
     if not dataset.query or not dataset.gallery:
         raise KPRError(f"{dataset.name}: evaluation needs non-empty query and gallery splits")
     device = next(model.parameters()).device
-    predictor = KPRPredictor(model, device=device, precision=precision)
+    predictor = KPRPredictor(model, device, precision, backend=backend, onnx_file=onnx_file)
     draw = bool(visualize and vis_dir is not None)
     kwargs = dict(
         prompt_mode=prompt_mode,

@@ -1,0 +1,23 @@
+"""Click-prompting in the browser: ``kpr serve`` (FastAPI app, JSON API, the page).
+
+>>> from kpr.serve import ReidService, create_app                      # doctest: +SKIP
+>>> app = create_app(ReidService(predictor, GalleryIndex.open("G"), signature))   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from kpr.serve.app import ServeOptions, create_app
+from kpr.serve.service import ReidService
+from kpr.serve.uploads import UploadError, UploadLimits, decode_image
+from kpr.serve.worker import ModelQueue, QueueFull
+
+__all__ = [
+    "ModelQueue",
+    "QueueFull",
+    "ReidService",
+    "ServeOptions",
+    "UploadError",
+    "UploadLimits",
+    "create_app",
+    "decode_image",
+]

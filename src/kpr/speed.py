@@ -1,0 +1,209 @@
+"""What this machine can run fast, and ``precision="auto"``: the fastest path within a bound.
+
+Inference paths ("float32" = the reference):
+
+* ``float32``      torch, float32 — matches the official outputs (≤ 1e-4);
+* ``bfloat16``     torch bf16 autocast — only where the hardware has bf16 arithmetic (AVX-512 BF16
+                   or AMX on CPUs, CUDA GPUs that report bf16); elsewhere it is emulated and slower;
+* ``int8``         torch dynamic int8 quantization of the Linear layers — only on CPUs with VNNI;
+* ``onnxruntime``  ONNX Runtime float32 on the CPU — only when an exported file is at hand (an
+                   export takes tens of seconds, too long to try at construction).
+
+``precision="auto"`` keeps the candidates the flags allow (:func:`candidate_paths`), times them on
+a small probe batch at construction (:data:`PROBE`, interleaved rounds, medians) and picks, by
+:func:`choose_path`, the fastest that is at least :data:`SPEED_MARGIN` faster than float32 *and*
+whose deviation from float32 on the probe is within :data:`DEVIATION_BOUND`; otherwise float32.
+The flags keep known-slow paths from being tried; the timing is what guarantees the choice is not
+slower than float32 on this very machine (docs/performance.md has the measured tables and costs).
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+Path_ = Literal["float32", "bfloat16", "int8", "onnxruntime"]
+CPU_FLAGS = ("avx512_bf16", "amx_bf16", "avx512_vnni", "avx_vnni", "amx_int8")
+
+
+@dataclass(frozen=True)
+class CpuFeatures:
+    """The CPU's model name and the flags that decide which fast paths exist."""
+
+    model: str
+    flags: frozenset[str]
+
+    @property
+    def bf16(self) -> bool:
+        """Native bf16 arithmetic (AVX-512 BF16 or AMX)."""
+        return bool({"avx512_bf16", "amx_bf16"} & self.flags)
+
+    @property
+    def vnni(self) -> bool:
+        """int8 dot products (AVX-512 VNNI, AVX-VNNI or AMX-INT8), what int8 GEMMs need."""
+        return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & self.flags)
+
+    def describe(self) -> str:
+        """One line for logs and benchmark output."""
+        shown = " ".join(f"{f}={'yes' if f in self.flags else 'no'}" for f in CPU_FLAGS)
+        return f"{self.model} ({shown})"
+
+
+def parse_cpuinfo(text: str) -> CpuFeatures:
+    """:class:`CpuFeatures` from the text of ``/proc/cpuinfo`` (first processor's entries)."""
+    model, flags = "unknown CPU", frozenset[str]()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and model == "unknown CPU":
+            model = value.strip()
+        elif key == "flags" and not flags:
+            flags = frozenset(value.split()) & frozenset(CPU_FLAGS)
+    return CpuFeatures(model, flags)
+
+
+def cpu_features(cpuinfo: str | Path = "/proc/cpuinfo") -> CpuFeatures:
+    """This machine's CPU; without ``/proc/cpuinfo`` (macOS, Windows) no fast-path flag is set."""
+    try:
+        return parse_cpuinfo(Path(cpuinfo).read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return CpuFeatures(platform.processor() or platform.machine() or "unknown CPU", frozenset())
+
+
+def candidate_paths(
+    device_type: str,
+    cpu: CpuFeatures,
+    *,
+    cuda_bf16: bool = False,
+    onnx_file: bool = False,
+    int8_available: bool = True,
+) -> tuple[Path_, ...]:
+    """The paths worth timing on this hardware, float32 first."""
+    if device_type == "cuda":
+        return ("float32", "bfloat16") if cuda_bf16 else ("float32",)
+    if device_type != "cpu":
+        return ("float32",)
+    paths: list[Path_] = ["float32"]
+    if cpu.bf16:
+        paths.append("bfloat16")
+    if cpu.vnni and int8_available:
+        paths.append("int8")
+    if onnx_file:
+        paths.append("onnxruntime")
+    return tuple(paths)
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """How far a path's outputs are from float32's on the same inputs.
+
+    ``max_abs``: largest |Δ| of any L2-normalised embedding value; ``min_cosine``: lowest cosine
+    of any embedding slot; ``visibility_agreement``: fraction of equal visibility decisions.
+    """
+
+    max_abs: float
+    min_cosine: float
+    visibility_agreement: float
+
+
+@dataclass(frozen=True)
+class DeviationBound:
+    """What ``precision="auto"`` accepts. A cosine of 0.999 between unit vectors is a Euclidean
+    distance of 0.045, ~2 % of the [0, 2] range of part distances."""
+
+    min_cosine: float = 0.999
+    min_visibility_agreement: float = 0.95
+
+    def accepts(self, deviation: Deviation) -> bool:
+        return (
+            deviation.min_cosine >= self.min_cosine
+            and deviation.visibility_agreement >= self.min_visibility_agreement
+        )
+
+
+DEVIATION_BOUND = DeviationBound()
+SPEED_MARGIN = 1.10
+"""A path must be this much faster than float32 on the probe: timings on a shared machine are
+noisy, and a path that is only as fast is not worth its deviation."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The probe's size: ``batch`` synthetic crops, one warm-up then ``rounds`` interleaved timed
+    rounds per path. Cost ≈ (1 + rounds) × paths × one batch-2 forward: < 0.5 s for the tiny
+    models, ≈ 10 s for Swin-B at 384×128 on 2 cores."""
+
+    batch: int = 2
+    rounds: int = 3
+
+
+PROBE = Probe()
+
+
+def deviation(
+    reference: tuple[torch.Tensor, torch.Tensor], other: tuple[torch.Tensor, torch.Tensor]
+) -> Deviation:
+    """(embeddings [N, S, D], visibility [N, S]) of float32 and of another path → Deviation."""
+    a = F.normalize(reference[0].float(), dim=-1)
+    b = F.normalize(other[0].float(), dim=-1)
+    agree = (reference[1] == other[1]).float().mean()
+    return Deviation(
+        float((a - b).abs().max()),
+        float(F.cosine_similarity(a, b, dim=-1).min()),
+        float(agree),
+    )
+
+
+def time_paths(runs: Mapping[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    """Median seconds per call of each run (already warmed up by the caller), timed in
+    interleaved rounds so that a transient slowdown of the shared machine hits every path alike."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def choose_path(
+    timings: Mapping[str, float],
+    deviations: Mapping[str, Deviation],
+    bound: DeviationBound = DEVIATION_BOUND,
+    margin: float = SPEED_MARGIN,
+) -> str:
+    """The fastest path that beats float32 by ``margin`` and stays within ``bound``; float32 if
+    none does. ``timings`` must hold ``"float32"``; a path without a deviation is not eligible."""
+    base = timings["float32"]
+    eligible = [
+        name
+        for name, seconds in timings.items()
+        if name != "float32"
+        and name in deviations
+        and bound.accepts(deviations[name])
+        and seconds * margin <= base
+    ]
+    return min(eligible, key=lambda name: timings[name], default="float32")
+
+
+def summary(chosen: str, timings: Mapping[str, float], deviations: Mapping[str, Deviation]) -> str:
+    """One log line: the choice, then every path's probe time and deviation."""
+    parts: Sequence[str] = [
+        f"{name} {seconds * 1e3:.0f} ms"
+        + (
+            f" (cos {deviations[name].min_cosine:.5f}, "
+            f"visibility {deviations[name].visibility_agreement:.0%})"
+            if name in deviations
+            else ""
+        )
+        for name, seconds in timings.items()
+    ]
+    return f"precision auto: {chosen} — probe: " + ", ".join(parts)

@@ -1,0 +1,149 @@
+"""ONNX export round trip: parity with torch and with the official outputs, and bad inputs."""
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from kpr.checkpoint import load_model
+from kpr.cli import main
+from kpr.errors import KPRError
+from kpr.export import OnnxSession, export_onnx
+from kpr.modeling.kpr import KPR
+from kpr.predictor import KPRPredictor
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+
+
+def _checkpoint(name: str) -> Path:
+    return FIXTURES / name / "checkpoint_official_format.pth.tar"
+
+
+@pytest.fixture(scope="module", params=["model_A", "model_B"])
+def family(request, tmp_path_factory):
+    """(name, model, .onnx path, inputs): model_A exported through the CLI, model_B the API."""
+    name = request.param
+    out = tmp_path_factory.mktemp(name) / "model.onnx"
+    model = load_model(_checkpoint(name))
+    if name == "model_A":
+        assert main(["export", "--checkpoint", str(_checkpoint(name)), "--out", str(out)]) == 0
+    else:
+        export_onnx(model, out)
+    return name, model, out, np.load(FIXTURES / name / "inputs.npz")
+
+
+def _tensors(inputs):
+    images = torch.from_numpy(inputs["images"])
+    prompts = torch.from_numpy(inputs["prompt_masks"]).float()
+    return images, prompts, torch.from_numpy(inputs["cam_labels"])
+
+
+def test_onnxruntime_matches_torch_and_the_official_outputs_with_prompts(family):
+    name, model, path, inputs = family
+    images, prompts, cameras = _tensors(inputs)
+    ort = KPRPredictor(model, "cpu", backend="onnxruntime", onnx_file=path)
+    assert (ort.backend, ort.precision_used) == ("onnxruntime", "float32")
+    got = ort.embed_batch(images, prompts, cameras, part_masks=True)
+    want = KPRPredictor(model, "cpu").embed_batch(images, prompts, cameras, part_masks=True)
+    official = np.load(FIXTURES / name / "outputs.npz")
+    assert (got.embeddings - want.embeddings).abs().max() <= 1e-4
+    assert torch.equal(got.visibility, want.visibility)
+    assert (got.part_masks - want.part_masks).abs().max() <= 1e-4
+    np.testing.assert_allclose(got.embeddings.numpy(), official["test.embeddings"], atol=1e-4)
+    np.testing.assert_array_equal(got.visibility.numpy(), official["test.visibility"])
+
+
+def test_onnxruntime_matches_torch_without_prompts_at_any_batch_size(family):
+    _, model, path, inputs = family
+    ort = KPRPredictor(model, "cpu", backend="onnxruntime", onnx_file=path)
+    ref = KPRPredictor(model, "cpu")
+    images = torch.from_numpy(inputs["images"])[[0, 1, 2, 3, 0]]
+    for n in (1, 5):  # the export's example batch was 2: the batch dimension is dynamic
+        empty = model.prompt_encoder.empty_prompt(n, tuple(images.shape[-2:]), images)
+        got, want = ort.embed_batch(images[:n], empty), ref.embed_batch(images[:n], empty)
+        assert got.embeddings.shape[0] == n
+        assert (got.embeddings - want.embeddings).abs().max() <= 1e-4
+        assert torch.equal(got.visibility, want.visibility)
+        assert not got.prompted.any()
+
+
+def test_a_model_without_negative_and_background_channels_exports_in_memory():
+    config = dataclasses.replace(
+        load_model(_checkpoint("model_A")).config, prompt_negatives=False, prompt_background=False
+    )
+    torch.manual_seed(0)
+    model = KPR(config).eval()
+    inputs = np.load(FIXTURES / "model_A" / "inputs.npz")
+    images = torch.from_numpy(inputs["images"])
+    # [background, negatives, 8 groups] → the 8 groups only
+    prompts = torch.from_numpy(inputs["prompt_masks"]).float()[:, 2:]
+    assert config.prompt_channels == prompts.shape[1] == 8
+    ort = KPRPredictor(model, "cpu", backend="onnxruntime")
+    ref = KPRPredictor(model, "cpu")
+    for p in (prompts, torch.zeros_like(prompts)):
+        got, want = ort.embed_batch(images, p), ref.embed_batch(images, p)
+        assert (got.embeddings - want.embeddings).abs().max() <= 1e-4
+        assert torch.equal(got.visibility, want.visibility)
+    assert ort.session.input_names == ("images", "prompts")
+
+
+def test_the_session_checks_cameras_and_shapes(family):
+    name, model, path, inputs = family
+    session = OnnxSession(path)
+    images, prompts, _ = _tensors(inputs)
+    with pytest.raises(KPRError, match=r"prompts: expected \[4, "):
+        session(images, prompts[:, 1:])
+    if name == "model_B":  # the SIE family
+        with pytest.raises(KPRError, match=r"cameras: labels must be in \[0, "):
+            session(images, prompts, torch.tensor([0, 1, 2, 99]))
+
+
+def test_export_refuses_bad_out_paths_before_exporting(tmp_path, capsys):
+    args = ["export", "--checkpoint", str(_checkpoint("model_A")), "--out"]
+    assert main([*args, str(tmp_path / "model.pt")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "model.pt: expected a .onnx file path" in err
+    existing = tmp_path / "mine.onnx"
+    existing.write_bytes(b"user data")
+    assert main([*args, str(existing)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "mine.onnx: already exists" in err and "--overwrite" in err
+    assert existing.read_bytes() == b"user data"
+    assert main([*args, str(tmp_path / "m.onnx"), "--opset", "17"]) == 2
+    assert "opset: expected an integer in [18, " in capsys.readouterr().err
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_files_that_are_not_kpr_exports_are_refused_naming_the_file(tmp_path):
+    text = tmp_path / "notes.onnx"
+    text.write_text("not a model")
+    with pytest.raises(KPRError, match=r"notes\.onnx: not an ONNX model ONNX Runtime can load"):
+        KPRPredictor(load_model(_checkpoint("model_A")), "cpu", "float32", "onnxruntime", text)
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["x"], ["y"])],
+        "identity",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
+    )
+    foreign = tmp_path / "foreign.onnx"
+    opset = [onnx.helper.make_opsetid("", 18)]
+    onnx.save(onnx.helper.make_model(graph, opset_imports=opset), foreign)
+    with pytest.raises(KPRError, match=r"foreign\.onnx: an ONNX model, but not one exported"):
+        OnnxSession(foreign)
+    with pytest.raises(KPRError, match=r"missing\.onnx: no such ONNX file"):
+        OnnxSession(tmp_path / "missing.onnx")
+
+
+def test_a_file_exported_from_another_model_is_refused(family):
+    name, model, path, _ = family
+    other = load_model(_checkpoint("model_B" if name == "model_A" else "model_A"))
+    with pytest.raises(KPRError, match=rf"{path.name}: exported from a model with another config"):
+        KPRPredictor(other, "cpu", backend="onnxruntime", onnx_file=path)
+    retrained = load_model(_checkpoint(name))
+    with torch.no_grad():
+        retrained.head.pixel_classifier.classifier.bias.add_(0.01)
+    with pytest.raises(KPRError, match=rf"{path.name}: exported from the same architecture"):
+        KPRPredictor(retrained, "cpu", backend="onnxruntime", onnx_file=path)
