@@ -9,6 +9,7 @@ config (random weights) on a few frames.
 
     python benchmarks/tracking.py                                  # demo checkpoint, seeds 0-2
     python benchmarks/tracking.py --seeds 0 1 2 3 4 --frames 300 --checkpoint DIR
+    python benchmarks/tracking.py --gate 0.4                       # the gate study's best
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ KEYS = ("HOTA", "AssA", "IDs")
 
 
 def track_once(
-    predictor: KPRPredictor, annotations: Path, out: Path, prompts: bool
+    predictor: KPRPredictor, annotations: Path, out: Path, prompts: bool, gate: float
 ) -> tuple[dict, float]:
-    tracker = KPRTracker(predictor, TrackerConfig(prompts=prompts))
+    tracker = KPRTracker(predictor, TrackerConfig(prompts=prompts, gate=gate))
     outputs = TrackOutputs(out, annotations.stem, frames=False, overwrite=True)
     summary = run_tracking(open_input(annotations), tracker, outputs, progress=False)
     gt = {"v": posetrack_sequence(annotations, True)}
@@ -73,9 +74,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--frames", type=int, default=150)
     parser.add_argument("--swin-frames", type=int, default=3)
+    parser.add_argument("--gate", type=float, default=TrackerConfig().gate, help="matching gate")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     args = parser.parse_args()
     print(machine_facts(), flush=True)
+    print(f"gate {args.gate}", flush=True)
     torch.set_num_threads(2)
     predictor = KPRPredictor.from_pretrained(args.checkpoint, device="cpu")
     work = Path(tempfile.mkdtemp(prefix="kpr-track-bench-"))
@@ -90,7 +93,7 @@ def main() -> None:
         annotations = video.annotations
         for mode, prompts in (("prompts", True), ("no_prompts", False)):
             metrics, speed = track_once(
-                predictor, video.annotations, work / mode / str(seed), prompts
+                predictor, video.annotations, work / mode / str(seed), prompts, args.gate
             )
             per_seed[mode].append(metrics)
             fps[mode].append(speed)
@@ -132,6 +135,7 @@ def main() -> None:
                 {
                     "seeds": args.seeds,
                     "frames": args.frames,
+                    "gate": args.gate,
                     "per_seed": per_seed,
                     "summary": summary,
                     "frames_per_s": speed,

@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 from kpr.cli import main
+from kpr.predictor import KPRPredictor
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CKPT = FIXTURES / "model_A" / "checkpoint_official_format.pth.tar"
@@ -276,3 +277,31 @@ def test_info_fails_for_a_checkpoint_that_does_not_load(tmp_path, capsys):
     (out / "config.json").write_text(json.dumps(config))
     assert main(["info", "--checkpoint", str(out)]) == 2
     _one_line_error(capsys, "config.json", "image_size")
+
+
+def test_embed_keypoints_auto_prompts_crops_from_the_pose_estimator(crops, tmp_path):
+    """--keypoints auto runs the estimator (a user backend here) for every crop; its people become
+    the prompt, so the result equals embedding with those keypoints given by hand."""
+    from kpr.pose import Person, register_estimator
+
+    inputs = np.load(FIXTURES / "model_A" / "inputs.npz")
+    target, other = inputs["sample0_target_kps"], inputs["sample0_negative_kps"][0]
+
+    class TwoPeople:
+        def estimate(self, image):
+            return [Person.from_keypoints(other), Person.from_keypoints(target)]
+
+    register_estimator("two_people_for_test", TwoPeople)
+    out = tmp_path / "auto.npz"
+    args = ["embed", "--checkpoint", CKPT, "--images", crops / "g1" / "s0.png", "--out", out]
+    assert run_cli(*args, "--keypoints", "auto", "--estimator", "two_people_for_test") == 0
+    data = np.load(out)
+    assert data["prompted"].tolist() == [True]
+    from kpr.pose import auto_skeletons
+
+    skeletons = auto_skeletons(crops / "g1" / "s0.png", TwoPeople())
+    predictor = KPRPredictor.from_pretrained(CKPT, device="cpu")
+    direct = predictor.embed(crops / "g1" / "s0.png", keypoints=skeletons)
+    np.testing.assert_allclose(data["embeddings"], direct.embeddings.numpy(), atol=1e-6)
+    plain = predictor.embed(crops / "g1" / "s0.png")
+    assert not np.allclose(data["embeddings"], plain.embeddings.numpy(), atol=1e-4)
