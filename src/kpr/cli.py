@@ -369,6 +369,15 @@ def _add_model_options(parser: argparse.ArgumentParser, batch_size: int | None =
     )
 
 
+def _add_on_error(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--on-error",
+        choices=("stop", "skip"),
+        default="stop",
+        help="skip: leave out unreadable images or bad keypoint files and report them",
+    )
+
+
 def _add_overwrite(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--overwrite", action="store_true", help=f"replace {what}")
 
@@ -398,12 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument(
         "--out", required=True, help="output .npz file (embeddings, visibility, prompted, names)"
     )
-    embed.add_argument(
-        "--on-error",
-        choices=("stop", "skip"),
-        default="stop",
-        help="skip: leave out unreadable images or bad keypoint files and report them",
-    )
+    _add_on_error(embed)
     _add_model_options(embed)
     _add_overwrite(embed, "an existing --out file")
     embed.set_defaults(func=cmd_embed)

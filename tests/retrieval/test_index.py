@@ -17,12 +17,13 @@ from safetensors.torch import load_file
 
 import kpr
 import kpr.retrieval.index as index_module
+from kpr.checkpoint.fingerprint import weights_fingerprint
 from kpr.cli import collect_images, keypoint_file_for
 from kpr.cli import main as kpr_main
 from kpr.errors import CheckpointError, ImageReadError, KPRError
 from kpr.predictor import Embeddings, KPRPredictor
 from kpr.retrieval.distance import topk_gallery
-from kpr.retrieval.index import GalleryIndex, ModelSignature, build_index, model_fingerprint
+from kpr.retrieval.index import GalleryIndex, ModelSignature, build_index
 from kpr.synthetic import SyntheticConfig, generate_synthetic_dataset
 
 
@@ -93,7 +94,7 @@ def test_manifest_records_the_model_and_uses_no_pickle(tmp_path, predictor, chec
     index = _build(predictor, checkpoint, gallery, tmp_path / "G", shard_size=8).index
     manifest = json.loads((index.path / "manifest.json").read_text())
     assert manifest["format"] == "kpr-gallery-index" and manifest["version"] == 1
-    assert manifest["model"]["fingerprint"] == model_fingerprint(predictor.model)
+    assert manifest["model"]["fingerprint"] == weights_fingerprint(predictor.model)
     assert manifest["model"]["checkpoint"] == str(checkpoint.resolve())
     assert manifest["model"]["num_slots"] == 9 and manifest["model"]["embedding_dim"] == 128
     assert sorted(p.name for p in index.path.iterdir()) == ["manifest.json"] + [
@@ -210,7 +211,7 @@ def test_signature_mismatch_names_both_checkpoints(tmp_path, predictor, checkpoi
     ):
         index.signature.check_matches(ModelSignature.of(other_predictor, other), index.path)
     converted = kpr.save_model(predictor.model, tmp_path / "copy")
-    assert model_fingerprint(kpr.load_model(converted)) == index.signature.fingerprint
+    assert weights_fingerprint(kpr.load_model(converted)) == index.signature.fingerprint
 
 
 def test_index_and_search_verbs(tmp_path, checkpoint, data, capsys):

@@ -19,6 +19,7 @@ from pathlib import Path
 import onnx
 import torch
 
+from kpr.checkpoint.fingerprint import weights_fingerprint
 from kpr.configuration import to_dict
 from kpr.errors import KPRError
 from kpr.export.format import (
@@ -29,7 +30,6 @@ from kpr.export.format import (
     MIN_OPSET,
     OUTPUTS,
     VERSION_KEY,
-    weights_fingerprint,
 )
 from kpr.export.graph import ExportGraph, sdpa_any_rank
 from kpr.io_utils import write_bytes_atomic

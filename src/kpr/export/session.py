@@ -11,9 +11,10 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from kpr.checkpoint.fingerprint import weights_fingerprint
 from kpr.configuration import from_dict
 from kpr.errors import ConfigError, KPRError, PromptError
-from kpr.export.format import CONFIG_KEY, FINGERPRINT_KEY, INPUTS, OUTPUTS, weights_fingerprint
+from kpr.export.format import CONFIG_KEY, FINGERPRINT_KEY, INPUTS, OUTPUTS
 from kpr.modeling.config import KPRConfig
 from kpr.modeling.kpr import KPR
 

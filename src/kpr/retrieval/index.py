@@ -15,7 +15,6 @@ one shard in memory at a time when the gallery is larger than ``max_resident_byt
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -28,6 +27,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from kpr.checkpoint.fingerprint import weights_fingerprint
 from kpr.errors import CheckpointError, KPRError
 from kpr.io_utils import atomic_path, replace_path, write_text_atomic
 from kpr.keypoints.coco import NUM_KEYPOINTS
@@ -49,22 +49,7 @@ __all__ = [
     "SearchResult",
     "build_index",
     "gallery_names",
-    "model_fingerprint",
 ]
-
-
-def model_fingerprint(model: torch.nn.Module) -> str:
-    """SHA-256 of a model's weights (names, dtypes, shapes and bytes of its state dict).
-
-    It identifies the weights, not the file: an official ``.pth.tar`` and its ``kpr convert``
-    output have the same fingerprint.
-    """
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}|{t.dtype}|{list(t.shape)}|".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -85,7 +70,7 @@ class ModelSignature:
         # An absolute path, so that kpr search finds the checkpoint from any directory.
         where = os.path.abspath(checkpoint) if Path(checkpoint).exists() else str(checkpoint)
         return cls(
-            model_fingerprint(predictor.model),
+            weights_fingerprint(predictor.model),
             where,
             tuple(c.image_size),
             1 + c.num_parts,

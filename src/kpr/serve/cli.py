@@ -14,7 +14,7 @@ from kpr.errors import KPRError
 
 def add_serve_parsers(subparsers: argparse._SubParsersAction) -> None:
     """Register ``index``, ``search`` and ``serve`` on the ``kpr`` subcommand group."""
-    from kpr.cli import _add_model_options, _add_overwrite
+    from kpr.cli import _add_model_options, _add_on_error, _add_overwrite
 
     index = subparsers.add_parser(
         "index",
@@ -36,12 +36,7 @@ def add_serve_parsers(subparsers: argparse._SubParsersAction) -> None:
     index.add_argument(
         "--shard-size", type=int, default=1024, help="crops per shard (the resume unit)"
     )
-    index.add_argument(
-        "--on-error",
-        choices=("stop", "skip"),
-        default="stop",
-        help="skip: leave out unreadable images or bad keypoint files and report them",
-    )
+    _add_on_error(index)
     _add_model_options(index)
     _add_overwrite(index, "an existing index at --out")
     index.set_defaults(func=cmd_index)
@@ -61,7 +56,7 @@ def add_serve_parsers(subparsers: argparse._SubParsersAction) -> None:
     )
     search.add_argument("--top", type=int, default=10, help="matches per query (default 10)")
     search.add_argument("--out", help="also write the matches to this .json file")
-    search.add_argument("--on-error", choices=("stop", "skip"), default="stop")
+    _add_on_error(search)
     _add_model_options(search)
     for action in search._actions:
         if action.dest == "checkpoint":
