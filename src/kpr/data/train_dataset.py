@@ -27,6 +27,7 @@ from kpr.data.parsing import (
     read_sample_keypoints,
     target_masks,
 )
+from kpr.data.prompt_dropout import PromptDropout, drop_prompt
 from kpr.data.sampler import SampleRef
 from kpr.data.samples import ReIDSample
 from kpr.data.transforms import (
@@ -68,6 +69,8 @@ class DataConfig:
     prompt_background : bool
         False: prompts have no background channel, for models with
         ``KPRConfig.prompt_background`` False (the official ``no_background_token``).
+    prompt_dropout : PromptDropout
+        Training only: parts of the prompt removed at random (never the part labels).
     """
 
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
@@ -78,6 +81,7 @@ class DataConfig:
     on_error: OnError = "raise"
     prompt_negatives: bool = True
     prompt_background: bool = True
+    prompt_dropout: PromptDropout = field(default_factory=PromptDropout)
 
     def __post_init__(self) -> None:
         prompt_grouping(self.prompt_grouping)
@@ -247,9 +251,12 @@ class TrainDataset(Dataset[TrainItem | None]):
         picker = None if bank is None else (lambda r: bank.pick(sample.pid, batch_pids, r))
         out = self._transform(image, scores, skeletons.target, skeletons.negatives, rng, picker)
         assert out.part_scores is not None
+        target, negatives = drop_prompt(
+            out.target, out.negatives, cfg.prompt_dropout, cfg.prompt_grouping, rng
+        )
         return TrainItem(
             image=torch.from_numpy(out.image),
-            prompt=_prompt_tensor(out.target, out.negatives, cfg),
+            prompt=_prompt_tensor(target, negatives, cfg),
             target_masks=target_masks(out.part_scores, cfg.feature_hw),
             pid=sample.pid,
             camid=sample.camid,

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kpr.configuration import apply_overrides, from_dict, load_yaml
+from kpr.data.prompt_dropout import PromptDropout
 from kpr.data.transforms import AugmentationConfig
 from kpr.errors import ConfigError
 from kpr.losses.gilt import LossWeights
@@ -146,8 +147,9 @@ class TrainConfig:
     (the paper's targets; checked once by :func:`kpr.data.parsing.require_parsing_labels`),
     ``keypoints`` draws them from the keypoints, ``auto`` uses the parsing file when a sample has
     one and the keypoints otherwise. ``train_prompts`` False trains a non-promptable baseline
-    (every sample gets the empty prompt). ``camera_embedding`` uses SIE when the training dataset
-    has several cameras.
+    (every sample gets the empty prompt); ``prompt_dropout`` removes parts of the training prompts
+    at random (:class:`~kpr.data.prompt_dropout.PromptDropout`). ``camera_embedding`` uses SIE when
+    the training dataset has several cameras.
     """
 
     model: str = "kpr_swinv2_base_256x128"
@@ -160,6 +162,7 @@ class TrainConfig:
     loss: LossWeights = field(default_factory=LossWeights)
     eval: EvalConfig = field(default_factory=EvalConfig)
     train_prompts: bool = True
+    prompt_dropout: PromptDropout = field(default_factory=PromptDropout)
     camera_embedding: bool = True
     on_bad_sample: Literal["raise", "skip"] = "raise"
     seed: int = 1

@@ -76,6 +76,7 @@ def data_config_for(config: TrainConfig, model: KPR) -> DataConfig:
         on_error=config.on_bad_sample,
         prompt_negatives=mc.prompt_negatives,
         prompt_background=mc.prompt_background,
+        prompt_dropout=config.prompt_dropout,
     )
 
 
