@@ -8,11 +8,11 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 
 .PHONY: test lint demo bench clean
 
-$(STAMP): pyproject.toml requirements/lock.txt requirements/pose.txt
+$(STAMP): pyproject.toml requirements/lock.txt requirements/no-deps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements/lock.txt
-	$(PY) -m pip install --quiet --no-deps -r requirements/pose.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements/no-deps.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
