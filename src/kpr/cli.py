@@ -72,10 +72,16 @@ def _keypoints_for(images: list[Path], directory: str | None) -> list[Path | Non
     return files
 
 
+def estimator_name(args: argparse.Namespace) -> str | None:
+    """The pose estimator for crops without a keypoint file: ``--estimator``, or MediaPipe for
+    ``--keypoints auto``; None = no estimation."""
+    return args.estimator or ("mediapipe" if args.keypoints == "auto" else None)
+
+
 def _estimate_missing(images: list[Path], files: list, args: argparse.Namespace) -> list:
     """Fill the crops without a keypoint file with the pose estimator's target and negatives
     (``--keypoints auto``, or ``--estimator NAME`` next to a keypoints directory)."""
-    name = args.estimator or ("mediapipe" if args.keypoints == "auto" else None)
+    name = estimator_name(args)
     if name is None:
         return files
     from tqdm.auto import tqdm

@@ -30,6 +30,18 @@ def check_size(backend: object, image: NDArray[np.uint8], name: str) -> None:
         )
 
 
+def _call(backend: object, method: str, image: ImageLike, name: str) -> object:
+    """``backend.<method>(rgb)`` after the size check, with its KPRErrors naming the image."""
+    rgb = to_rgb_array(image, name)
+    check_size(backend, rgb, name)
+    try:
+        return getattr(backend, method)(rgb)
+    except KPRError as exc:
+        # A Person built with a wrong shape lands here; a backend's own PoseError keeps its class.
+        cls = type(exc) if isinstance(exc, PoseError) else BackendOutputError
+        raise cls(f"{name}: {_backend_name(backend)}: {exc}") from exc
+
+
 def run_estimator(estimator: PoseEstimator, image: ImageLike, name: str = "image") -> list[Person]:
     """``estimator.estimate(image)``, checked; ``image`` is anything ``kpr.imaging.to_rgb_array``
     takes (the backend gets RGB uint8 [H, W, 3]).
@@ -41,14 +53,7 @@ def run_estimator(estimator: PoseEstimator, image: ImageLike, name: str = "image
     BackendOutputError
         The result is not a sequence of ``Person`` (or building one raised a ``KPRError``).
     """
-    image = to_rgb_array(image, name)
-    check_size(estimator, image, name)
-    try:
-        people = estimator.estimate(image)
-    except KPRError as exc:
-        # A Person built with a wrong shape lands here; a backend's own PoseError keeps its class.
-        cls = type(exc) if isinstance(exc, PoseError) else BackendOutputError
-        raise cls(f"{name}: {_backend_name(estimator)}: {exc}") from exc
+    people = _call(estimator, "estimate", image, name)
     if isinstance(people, (str, bytes, np.ndarray)) or not hasattr(people, "__len__"):
         raise BackendOutputError(
             f"{name}: {_backend_name(estimator)}.estimate returned {type(people).__name__}, "
@@ -67,13 +72,7 @@ def run_detector(
     detector: PersonDetector, image: ImageLike, name: str = "image"
 ) -> NDArray[np.float64]:
     """``detector.detect(image)``, checked: finite float64 [N, 5] with x0 <= x1 and y0 <= y1."""
-    image = to_rgb_array(image, name)
-    check_size(detector, image, name)
-    try:
-        result = detector.detect(image)
-    except KPRError as exc:
-        cls = type(exc) if isinstance(exc, PoseError) else BackendOutputError
-        raise cls(f"{name}: {_backend_name(detector)}: {exc}") from exc
+    result = _call(detector, "detect", image, name)
     try:
         raw = np.asarray(result)
     except ValueError as exc:  # a ragged list

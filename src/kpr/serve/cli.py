@@ -108,17 +108,17 @@ def _query_prompts(images: list[Path], args: argparse.Namespace) -> list:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from kpr.cli import _keypoints_for, _predictor, collect_images
+    from kpr.cli import _keypoints_for, _predictor, collect_images, estimator_name
     from kpr.retrieval.index import ModelSignature, build_index
 
     images = collect_images(args.images)
     predictor = _predictor(args)
-    estimator_name = args.estimator or ("mediapipe" if args.keypoints == "auto" else None)
+    name = estimator_name(args)
     estimator = None
-    if estimator_name:
+    if name:
         from kpr.pose import create_estimator
 
-        estimator = create_estimator(estimator_name)
+        estimator = create_estimator(name)
     result = build_index(
         predictor,
         images,
@@ -126,7 +126,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         signature=ModelSignature.of(predictor, args.checkpoint),
         keypoints=_keypoints_for(images, args.keypoints),
         estimator=estimator,
-        estimator_name=estimator_name,
+        estimator_name=name,
         shard_size=args.shard_size,
         batch_size=args.batch_size,
         on_error="skip" if args.on_error == "skip" else "raise",
