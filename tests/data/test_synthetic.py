@@ -115,16 +115,34 @@ def test_train_and_test_ids_are_disjoint_and_every_query_id_is_in_gallery(datase
     assert len(ids["train"]) == SMALL.num_train_ids and len(ids["gallery"]) == SMALL.num_test_ids
 
 
-def test_queries_are_the_most_cluttered_images_of_each_test_id(dataset: Path) -> None:
-    levels: dict[tuple[str, str], list[float]] = defaultdict(list)
+def test_queries_are_single_person_crops_and_the_most_cluttered_multi_person_ones(
+    dataset: Path,
+) -> None:
+    rows: dict[tuple[str, str], list[dict[str, str]]] = defaultdict(list)
     for row in _rows(dataset):
+        rows[(row["pid"], row["split"])].append(row)
+    queries = [key for key in rows if key[1] == "query"]
+    assert len(queries) == SMALL.num_test_ids
+    for pid, _ in queries:
+        query, gallery = rows[(pid, "query")], rows[(pid, "gallery")]
+        num_query = int(SMALL.query_fraction * (len(query) + len(gallery)))
+        assert len(query) == num_query
+        single = [r for r in query if r["occlusion"] != "multi_person"]
+        assert len(single) == int(SMALL.single_person_query_share * num_query)
+        cluttered = [float(r["occ_level"]) for r in query if r["occlusion"] == "multi_person"]
+        rest = [float(r["occ_level"]) for r in gallery]
+        assert cluttered and min(cluttered) >= max(rest)
+
+
+def test_single_person_query_share_zero_keeps_the_most_cluttered_rule(tmp_path: Path) -> None:
+    config = dataclasses.replace(SMALL, single_person_query_share=0.0, num_images=60)
+    generate_synthetic_dataset(tmp_path, config, workers=1)
+    levels: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for row in _rows(tmp_path):
         levels[(row["pid"], row["split"])].append(float(row["occ_level"]))
     for (pid, split), query in levels.items():
-        if split != "query":
-            continue
-        gallery = levels[(pid, "gallery")]
-        assert len(query) == int(SMALL.query_fraction * (len(query) + len(gallery)))
-        assert min(query) >= max(gallery)
+        if split == "query":
+            assert min(query) >= max(levels[(pid, "gallery")])
 
 
 def test_keypoint_files_follow_the_official_layout_and_stay_in_frame(dataset: Path) -> None:

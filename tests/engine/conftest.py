@@ -9,7 +9,9 @@ def tiny_synthetic(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic")
     generate_synthetic_dataset(
         root,
-        SyntheticConfig(seed=3, num_images=96, num_train_ids=6, num_test_ids=4, team_size=2),
+        SyntheticConfig(
+            seed=3, num_images=96, num_train_ids=6, num_test_ids=4, team_size=2, query_fraction=0.3
+        ),
         workers=1,
     )
     return root

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -15,8 +17,10 @@ from kpr.engine.evaluate import (
     embed_samples,
     eval_dataset_for,
     evaluate,
+    query_groups,
 )
 from kpr.errors import ConfigError, DatasetError
+from kpr.data.samples import ReIDSample
 from kpr.imaging import read_rgb
 from kpr.keypoints import build_prompt, read_keypoints_file
 from kpr.predictor import KPRPredictor
@@ -158,3 +162,21 @@ def test_unknown_dataset_options_are_named(tiny_synthetic):
         ConfigError, match=r"dataset 'synthetic': unknown option\(s\) \['no_such_option'\]"
     ):
         build_dataset("synthetic", root=tiny_synthetic, no_such_option=1)
+
+
+def test_query_groups_split_multi_person_from_single_person_queries(dataset, predictor):
+    def sample(occlusion: str | None) -> ReIDSample:
+        attributes = {} if occlusion is None else {"occlusion": occlusion}
+        return ReIDSample(Path("q.png"), 1, 0, "query", attributes=attributes)
+
+    groups = query_groups([sample(k) for k in ("multi_person", "none", "object", "multi_person")])
+    assert set(groups) == {"multi_person", "single_person"}
+    assert groups["multi_person"].tolist() == [True, False, False, True]
+    assert groups["single_person"].tolist() == [False, True, True, False]
+    assert query_groups([sample(None), sample(None)]) == {}
+    # The synthetic benchmark reports both kinds, and their query counts add up.
+    summary = evaluate(predictor.model, dataset).summary()
+    multi, single = summary["multi_person"], summary["single_person"]
+    count = "num_valid_queries"
+    assert multi[count] + single[count] == summary["all"][count]
+    assert min(multi[count], single[count]) > 0

@@ -211,12 +211,17 @@ def eval_dataset_for(
 
 
 def query_groups(query: Sequence[ReIDSample]) -> dict[str, np.ndarray]:
-    """Boolean masks of query subsets worth reporting (from sample attributes)."""
+    """Boolean masks of the query subsets worth reporting, from the ``occlusion`` attribute.
+
+    ``multi_person``: another person shares the crop (the target is ambiguous without a prompt);
+    ``single_person``: the target is the only person (alone or behind an object). Datasets without
+    the attribute have no subsets.
+    """
     kinds = [s.attributes.get("occlusion") for s in query]
-    groups = {}
-    for kind in sorted({k for k in kinds if k}):
-        groups[kind] = np.array([k == kind for k in kinds])
-    return groups
+    if not any(kinds):
+        return {}
+    multi = np.array([k == "multi_person" for k in kinds])
+    return {"multi_person": multi, "single_person": ~multi}
 
 
 def evaluate(

@@ -26,8 +26,11 @@ The dataset is written in the generic ``kpr-folder/1`` layout (see ``docs/datase
       parsing/<split>/<name>.png      [H, W] uint8 part labels of the target's visible pixels
 
 ``split`` is ``train``, ``query`` or ``gallery``; train and test (query + gallery) identities are
-disjoint. Queries are, per test identity, the ``query_fraction`` of its images with the highest
-``occ_level`` (the Occluded-PoseTrack-ReID rule): occ_level = (visible negative keypoints) /
+disjoint. Per test identity, ``query_fraction`` of its images are queries, of two kinds so that
+both uses of a prompt-optional model are measured: a ``single_person_query_share`` of them are
+single-person (non-ambiguous: occlusion ``none`` or ``object``, the first ones in plan order), the
+rest are the images with the highest ``occ_level`` (the Occluded-PoseTrack-ReID rule, all
+multi-person crops at the default proportions): occ_level = (visible negative keypoints) /
 (visible target keypoints), or twice the numerator when no target keypoint is visible. Keypoint
 visibility follows the rendered depth order: a target keypoint has c = 1 only if it lies in the
 frame and the pixel under it shows the target.
@@ -72,7 +75,7 @@ from kpr.synthetic.people import (
 GENERATOR_NAME = "kpr.synthetic"
 # Datasets written before the generator left ``kpr.data`` carry its old module name.
 _OUR_GENERATORS = (GENERATOR_NAME, "kpr.data.synthetic")
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 OCCLUSION_KINDS: tuple[str, ...] = ("none", "object", "multi_person")
 SPLITS: tuple[str, ...] = ("train", "query", "gallery")
 ANNOTATION_COLUMNS: tuple[str, ...] = (
@@ -126,6 +129,7 @@ class SyntheticConfig:
     min_target_keypoints: int = 5
     min_occluder_keypoints: int = 4
     query_fraction: float = 0.2
+    single_person_query_share: float = 0.5
     write_parsing: bool = True
 
     def __post_init__(self) -> None:
@@ -143,6 +147,7 @@ class SyntheticConfig:
             "object_overlap_min",
             "object_overlap_max",
             "query_fraction",
+            "single_person_query_share",
         )
         for name in probabilities:
             if not 0.0 <= getattr(self, name) <= 1.0:
@@ -725,12 +730,17 @@ def _render_all(
         yield from pool.imap(_render_in_worker, plans, chunksize=16)
 
 
-def _assign_test_split(records: Sequence[_Written], query_fraction: float) -> list[str]:
-    """Query = the most cluttered images (highest occ_level; ties by index) of one test identity."""
+def _assign_test_split(
+    records: Sequence[_Written], query_fraction: float, single_share: float
+) -> list[str]:
+    """Queries of one test identity: ``single_share`` of them single-person crops (first in plan
+    order), the rest the most cluttered images (highest occ_level; ties by index)."""
     n = len(records)
     num_query = min(n - 1, max(1, int(query_fraction * n)))
+    singles = [i for i in range(n) if records[i].occlusion != "multi_person"]
+    query = set(singles[: min(len(singles), int(single_share * num_query))])
     order = sorted(range(n), key=lambda i: (-records[i].occ_level, records[i].plan.index))
-    query = set(order[:num_query])
+    query.update([i for i in order if i not in query][: num_query - len(query)])
     return ["query" if i in query else "gallery" for i in range(n)]
 
 
@@ -822,7 +832,9 @@ def generate_synthetic_dataset(
             bar.update(len(group))
             splits = [rec.split for rec in group]
             if group[0].split != "train":
-                splits = _assign_test_split(group, config.query_fraction)
+                splits = _assign_test_split(
+                    group, config.query_fraction, config.single_person_query_share
+                )
             for rec, split in zip(group, splits, strict=True):
                 if split != rec.split:
                     _move_sample(out, rec.plan.name, rec.split, split, config.write_parsing)
