@@ -6,7 +6,7 @@ STAMP := $(VENV)/.kpr-installed
 
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: test lint demo bench clean
+.PHONY: test lint demo bench clean check-ranges
 
 $(STAMP): pyproject.toml requirements/lock.txt requirements/no-deps.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/inference.py
+
+# The lowest and the newest dependency versions pyproject.toml allows, each in its own venv under
+# build/check-ranges/ (reused while unchanged), running the suite's fast subset (README
+# "Supported versions").
+check-ranges:
+	$(PYTHON) .ci/check_ranges.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache

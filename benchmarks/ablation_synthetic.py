@@ -1,24 +1,31 @@
-"""The KPR paper's component ablation (Table 3) and prompt-optionality study (Fig. 5).
+"""The KPR paper's component ablation (Table 3) and prompt-optionality study (Fig. 5), over seeds.
 
-Both run on the built-in synthetic multi-person benchmark (the data of ``kpr demo``).
+Both run on the built-in synthetic benchmark (the data of ``kpr demo``), whose queries come in two
+kinds: multi-person crops (another person in front of or behind the target) and single-person ones.
 
-Each row is one training of the ``synthetic_kpr`` recipe with overrides (same data, same seed),
-scored on the multi-person queries (every query of this benchmark):
+Each row is one training of a synthetic recipe with overrides (same data and seed per seed), named
+after the paper's experiment ids; all but 8d train without prompt dropout:
 
-    a  part-based head on the last Swin stage only (no MSF), no prompts, no BIPO
-    b  + multi-stage fusion (MSF)
-    c  + positive prompts (target keypoints only: no negative channel)
-    d  + negative prompts (the other people's keypoints)
-    e  + BIPO  (= the KPR that ``kpr demo`` trains)
+    1   global embedding, last Swin stage only, no prompts, no BIPO
+    2   part-based head (PBH), last stage only
+    3   + multi-stage fusion (MSF)
+    4   + positive prompts (target keypoints; no negative channel)
+    5   + negative prompts (the other people's keypoints)
+    6   PBH + MSF + BIPO, no prompts  (= the demo's non-promptable baseline)
+    7   global embedding + MSF + prompts + BIPO
+    8   PBH + MSF + prompts + BIPO  (the paper's KPR)
+    8d  8 + prompt dropout (PROMPT_DROPOUT below; the demo's default)
+    8m  8 with mask prompts (target / other-people masks) instead of keypoints
 
-Fig. 5 (with row e): row e's final weights evaluated with a fraction f of every query's and gallery
-image's target keypoints removed at random (seeded per image), f = 0, 0.2, …, 1; the negative
-keypoints are kept. References: the same weights with the empty prompt, and row b (trained without
-prompts) when it was run.
+Rows with prompts are scored with their prompts and with the empty prompt. Fig. 5: the final
+weights of rows 8 and 8d evaluated with a fraction f of every query's and gallery image's target
+keypoints removed (seeded per image), f = 0, 0.2, …, 1, against row 6 (trained without prompts).
 
-Usage: python benchmarks/ablation_synthetic.py [--seed 0] [--epochs N] [--rows a,b,c,d,e]
-                                               [--out runs/ablation]
-Writes <out>/results.json, <out>/results.md and, with row e, <out>/prompt_dropout.png.
+Usage: python benchmarks/ablation_synthetic.py [--seeds 0,1,2] [--rows 1,2,…] [--out runs/ablation]
+                                               [--threads N]
+Each (seed, row) is written to <out>/seed<S>/row_<R>/row_result.json as soon as it is done and
+reused by the next run with the same settings, so an interrupted run resumes. Writes
+<out>/results.json, <out>/results.md and <out>/prompt_optionality.png (mean ± std over the seeds).
 """
 
 from __future__ import annotations
@@ -27,100 +34,87 @@ import argparse
 import datetime
 import json
 import shlex
-import shutil
+import statistics
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from machine import machine_facts  # noqa: E402
 
 from kpr.engine.config import load_train_config
-from kpr.engine.demo import demo_dataset_config, ensure_dataset
-from kpr.engine.evaluate import evaluate
+from kpr.engine.demo import demo_dataset_config, ensure_dataset, remove_training_run
+from kpr.engine.evaluate import evaluate, prompt_modes
 from kpr.engine.trainer import Trainer
 from kpr.io_utils import write_text_atomic
 from kpr.recipes import resolve_recipe
 
-RECIPE = "synthetic_kpr"
-GROUP = "multi_person"
+GROUPS = ("all", "multi_person", "single_person")
 DROP_FRACTIONS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+NO_PROMPTS = ("train_prompts=false",)
+NO_BIPO = ("augmentation.bipo_p=0",)
+LAST_STAGE = ("model_overrides.fusion_stages=[3]",)
+GLOBAL = ("model_overrides.head=global",)
+PROMPT_DROPOUT = ("prompt_dropout.alone_p=0.5",)
 
 
 @dataclass(frozen=True)
 class Row:
-    """One ablation row: ``overrides`` of the recipe and the prompts it is evaluated with."""
+    """One ablation row: the paper's components, the recipe and its overrides."""
 
     label: str
+    pbh: bool
+    msf: bool
+    positive: bool
+    negative: bool
+    bipo: bool
     overrides: tuple[str, ...]
-    prompts: Literal["keypoints", "empty"]
+    recipe: str = "synthetic_kpr"
+    prompt_dropout: bool = False
+
+    @property
+    def prompted(self) -> bool:
+        return self.positive
 
 
 ROWS: dict[str, Row] = {
-    "a": Row(
-        "PBH, last stage only",
-        ("train_prompts=false", "model_overrides.fusion_stages=[3]", "augmentation.bipo_p=0"),
-        "empty",
+    "1": Row(
+        "global", False, False, False, False, False, GLOBAL + LAST_STAGE + NO_PROMPTS + NO_BIPO
     ),
-    "b": Row("+ MSF", ("train_prompts=false", "augmentation.bipo_p=0"), "empty"),
-    "c": Row(
+    "2": Row("PBH", True, False, False, False, False, LAST_STAGE + NO_PROMPTS + NO_BIPO),
+    "3": Row("+ MSF", True, True, False, False, False, NO_PROMPTS + NO_BIPO),
+    "4": Row(
         "+ positive prompts",
-        ("model_overrides.prompt_negatives=false", "augmentation.bipo_p=0"),
-        "keypoints",
+        True,
+        True,
+        True,
+        False,
+        False,
+        ("model_overrides.prompt_negatives=false",) + NO_BIPO,
     ),
-    "d": Row("+ negative prompts", ("augmentation.bipo_p=0",), "keypoints"),
-    "e": Row("+ BIPO (= KPR)", (), "keypoints"),
+    "5": Row("+ negative prompts", True, True, True, True, False, NO_BIPO),
+    "6": Row("BIPO, no prompts (baseline)", True, True, False, False, True, NO_PROMPTS),
+    "7": Row("global + prompts + BIPO", False, True, True, True, True, GLOBAL),
+    "8": Row("KPR", True, True, True, True, True, ()),
+    "8d": Row(
+        "KPR + prompt dropout", True, True, True, True, True, PROMPT_DROPOUT, prompt_dropout=True
+    ),
+    "8m": Row("KPR, mask prompts", True, True, True, True, True, (), "synthetic_kpr_masks"),
 }
+CURVE_ROWS = ("8", "8d")
 
 
-def scores(summary: dict[str, Any]) -> dict[str, float]:
-    """Rank-1 and mAP (in %) of the multi-person queries of an ``EvalResult.summary()``."""
-    group = summary[GROUP]
-    return {"rank1": round(100 * group["rank1"], 1), "mAP": round(100 * group["mAP"], 1)}
-
-
-def train_row(
-    key: str, data: Path, out: Path, seed: int, epochs: int | None, progress: bool
-) -> tuple[Trainer, dict[str, Any]]:
-    """Train row ``key``; returns the trainer (final weights) and the row's result."""
-    row = ROWS[key]
-    run_dir = out / f"row_{key}"
-    shutil.rmtree(run_dir, ignore_errors=True)
-    # Row e is also scored with the empty prompt: the prompt-free reference of Fig. 5.
-    eval_prompts = "both" if key == "e" else row.prompts
-    overrides = [
-        f"dataset.root={data}",
-        f"output_dir={run_dir}",
-        f"seed={seed}",
-        "eval.visualize=0",
-        f"eval.prompts={eval_prompts}",
-        *row.overrides,
-    ]
-    if epochs is not None:
-        overrides.append(f"optim.epochs={epochs}")
-    config = load_train_config(resolve_recipe(RECIPE), overrides)
-    start = time.perf_counter()
-    trainer = Trainer(config, device="cpu", progress=progress)
-    final = trainer.fit().evaluations[config.optim.epochs - 1]
-    result = {
-        "label": row.label,
-        "overrides": list(row.overrides),
-        "prompts": row.prompts,
-        **scores(final[row.prompts]),
-        "wall_time_s": round(time.perf_counter() - start, 1),
+def scores(summary: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Rank-1 and mAP (in %) per query group of an ``EvalResult.summary()``."""
+    return {
+        g: {"rank1": round(100 * summary[g]["rank1"], 1), "mAP": round(100 * summary[g]["mAP"], 1)}
+        for g in GROUPS
+        if g in summary
     }
-    if key == "e":
-        result["empty_prompt"] = scores(final["empty"])
-    print(
-        f"row {key} ({row.label}): Rank-1 {result['rank1']:.1f}, mAP {result['mAP']:.1f}, "
-        f"{result['wall_time_s']:.0f} s",
-        flush=True,
-    )
-    return trainer, result
 
 
-def prompt_dropout(trainer: Trainer, seed: int) -> list[dict[str, float]]:
+def drop_curve(trainer: Trainer, seed: int) -> list[dict[str, Any]]:
     """Scores of ``trainer``'s model with a fraction f of the target keypoints removed, per f."""
     ec = trainer.config.eval
     points = []
@@ -135,138 +129,242 @@ def prompt_dropout(trainer: Trainer, seed: int) -> list[dict[str, float]]:
             max_rank=ec.max_rank,
             protocol=ec.protocol,
             use_cameras=trainer.use_cameras,
-            rerank=ec.rerank,
         )
         points.append({"fraction": fraction, **scores(result.summary())})
-        print(
-            f"  {100 * fraction:3.0f} % of target keypoints removed: "
-            f"Rank-1 {points[-1]['rank1']:.1f}, "
-            f"mAP {points[-1]['mAP']:.1f}",
-            flush=True,
-        )
     return points
 
 
-def plot_prompt_dropout(results: dict[str, Any], path: Path) -> None:
-    """Rank-1 and mAP of row e vs the fraction of target keypoints removed, with the references."""
+def run_row(key: str, seed: int, data: Path, out: Path, progress: bool) -> dict[str, Any]:
+    """Train and score row ``key`` for ``seed`` (or reuse its result from an earlier run)."""
+    row = ROWS[key]
+    run_dir = out / f"seed{seed}" / f"row_{key}"
+    done = run_dir / "row_result.json"
+    generator = json.loads((data / "dataset.json").read_text(encoding="utf-8"))["generator"]
+    settings = {"recipe": row.recipe, "overrides": list(row.overrides), "dataset": generator}
+    if done.is_file():
+        previous = json.loads(done.read_text(encoding="utf-8"))
+        if previous.get("settings") == settings:
+            return previous
+    remove_training_run(run_dir)
+    overrides = [
+        f"dataset.root={data}",
+        f"output_dir={run_dir}",
+        f"seed={seed}",
+        "eval.visualize=0",
+        f"eval.prompts={'both' if row.prompted else 'empty'}",
+        # The paper's rows train without prompt dropout, whatever the recipe's default.
+        *(() if row.prompt_dropout else ("~prompt_dropout",)),
+        *row.overrides,
+    ]
+    config = load_train_config(resolve_recipe(row.recipe), overrides)
+    start = time.perf_counter()
+    trainer = Trainer(config, device="cpu", progress=progress)
+    final = trainer.fit().evaluations[config.optim.epochs - 1]
+    modes = prompt_modes("both" if row.prompted else "empty", trainer.model.config)
+    result: dict[str, Any] = {
+        "settings": settings,
+        "prompted": scores(final[modes[0]]) if row.prompted else None,
+        "empty": scores(final["empty"]),
+    }
+    if key in CURVE_ROWS:
+        result["drop_curve"] = drop_curve(trainer, seed)
+    result["wall_time_s"] = round(time.perf_counter() - start, 1)
+    write_text_atomic(done, json.dumps(result, indent=2))
+    own = result["prompted"] or result["empty"]
+    print(
+        f"seed {seed} row {key} ({row.label}): multi-person R1 {own['multi_person']['rank1']:.1f}, "
+        f"single-person R1 {own['single_person']['rank1']:.1f} (empty prompt "
+        f"{result['empty']['single_person']['rank1']:.1f}), {result['wall_time_s']:.0f} s",
+        flush=True,
+    )
+    return result
+
+
+def mean_std(values: list[float]) -> dict[str, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"mean": round(statistics.fmean(values), 2), "std": round(std, 2)}
+
+
+def aggregate(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean ± std over seeds of every score of one row."""
+    out: dict[str, Any] = {}
+    for mode in ("prompted", "empty"):
+        if per_seed[0][mode] is None:
+            continue
+        out[mode] = {
+            g: {m: mean_std([r[mode][g][m] for r in per_seed]) for m in ("rank1", "mAP")}
+            for g in per_seed[0][mode]
+        }
+    if "drop_curve" in per_seed[0]:
+        out["drop_curve"] = [
+            {
+                "fraction": point["fraction"],
+                **{
+                    g: {
+                        m: mean_std([r["drop_curve"][i][g][m] for r in per_seed])
+                        for m in ("rank1", "mAP")
+                    }
+                    for g in GROUPS
+                    if g in point
+                },
+            }
+            for i, point in enumerate(per_seed[0]["drop_curve"])
+        ]
+    return out
+
+
+def _cell(stat: dict[str, float]) -> str:
+    return f"{stat['mean']:.1f} ± {stat['std']:.1f}"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """Table 3 in miniature (mean ± std over the seeds) and the Fig. 5 points."""
+    tick = {True: "✓", False: ""}
+    lines = [
+        f"Measured {results['date']} (`{results['command']}`), seeds {results['seeds']}, "
+        f"{results['wall_time_s'] / 60:.1f} min in all; {results['machine']}.",
+        "",
+        "| row | PBH | MSF | P⊕ | P⊖ | BIPO | multi-person R1 | multi-person mAP | "
+        "single-person R1 | single-person R1, empty prompt | all R1 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, agg in results["rows"].items():
+        row = ROWS[key]
+        own = agg.get("prompted") or agg["empty"]
+        flags = " | ".join(
+            tick[f] for f in (row.pbh, row.msf, row.positive, row.negative, row.bipo)
+        )
+        lines.append(
+            f"| {key} {row.label} | {flags} | {_cell(own['multi_person']['rank1'])} | "
+            f"{_cell(own['multi_person']['mAP'])} | {_cell(own['single_person']['rank1'])} | "
+            f"{_cell(agg['empty']['single_person']['rank1'])} | {_cell(own['all']['rank1'])} |"
+        )
+    for key in CURVE_ROWS:
+        if key not in results["rows"]:
+            continue
+        lines += [
+            "",
+            f"Row {key}, target keypoints removed (Rank-1, mean ± std):",
+            "",
+            "| removed | all | multi-person | single-person |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {100 * p['fraction']:.0f} % | {_cell(p['all']['rank1'])} | "
+            f"{_cell(p['multi_person']['rank1'])} | {_cell(p['single_person']['rank1'])} |"
+            for p in results["rows"][key]["drop_curve"]
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def plot_prompt_optionality(results: dict[str, Any], path: Path) -> None:
+    """Fig. 5: Rank-1 of rows 8 / 8d vs the share of target keypoints removed, per query group,
+    with row 6 (trained without prompts) as the constant line; bands = ± std over the seeds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = results["prompt_dropout"]
-    x = [100 * p["fraction"] for p in points]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharex=True)
-    for ax, metric, name in zip(axes, ("rank1", "mAP"), ("Rank-1", "mAP")):
-        ax.plot(
-            x,
-            [p[metric] for p in points],
-            "o-",
-            color="tab:red",
-            label="KPR (row e), prompt with keypoints removed",
-        )
-        ax.axhline(
-            results["rows"]["e"]["empty_prompt"][metric],
-            color="tab:gray",
-            ls=":",
-            label="same weights, empty prompt",
-        )
-        if "b" in results["rows"]:
-            ax.axhline(
-                results["rows"]["b"][metric],
-                color="tab:blue",
-                ls="--",
-                label="row b, trained without prompts",
+    rows = results["rows"]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), sharey=True)
+    colours = {"8": "tab:red", "8d": "tab:orange"}
+    for ax, group in zip(axes, GROUPS):
+        for key in CURVE_ROWS:
+            if key not in rows:
+                continue
+            curve = rows[key]["drop_curve"]
+            x = [100 * p["fraction"] for p in curve]
+            mean = [p[group]["rank1"]["mean"] for p in curve]
+            std = [p[group]["rank1"]["std"] for p in curve]
+            ax.plot(x, mean, "o-", color=colours[key], label=f"row {key}: {ROWS[key].label}")
+            ax.fill_between(
+                x,
+                [m - s for m, s in zip(mean, std)],
+                [m + s for m, s in zip(mean, std)],
+                color=colours[key],
+                alpha=0.2,
             )
+        if "6" in rows:
+            base = rows["6"]["empty"][group]["rank1"]
+            ax.axhline(
+                base["mean"], color="tab:blue", ls="--", label="row 6: trained without prompts"
+            )
+            ax.axhspan(
+                base["mean"] - base["std"], base["mean"] + base["std"], color="tab:blue", alpha=0.1
+            )
+        ax.set_title(f"{group.replace('_', '-')} queries", fontsize=9)
         ax.set_xlabel("target keypoints removed from each prompt (%)")
-        ax.set_ylabel(f"{name} (%)")
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
+    axes[0].set_ylabel("Rank-1 (%)")
     fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8)
     fig.suptitle(
-        f"Prompt optionality on the synthetic multi-person benchmark (seed {results['seed']})",
-        fontsize=10,
+        f"Prompt optionality on the synthetic benchmark (seeds {results['seeds']})", fontsize=10
     )
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    fig.savefig(path, dpi=120)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def markdown(results: dict[str, Any]) -> str:
-    """The results as Markdown tables."""
-    lines = [
-        f"Measured {results['date']} (`{results['command']}`), seed {results['seed']}, "
-        f"{results['epochs']} epochs, {results['wall_time_s'] / 60:.1f} min in all.",
-        "",
-        "| row | components | Rank-1 | mAP | wall time |",
-        "|---|---|---|---|---|",
-    ]
-    for key, row in results["rows"].items():
-        lines.append(
-            f"| {key} | {row['label']} | {row['rank1']:.1f} | {row['mAP']:.1f} | "
-            f"{row['wall_time_s'] / 60:.1f} min |"
-        )
-    if "prompt_dropout" in results:
-        empty = results["rows"]["e"]["empty_prompt"]
-        lines += ["", "| target keypoints removed | Rank-1 | mAP |", "|---|---|---|"]
-        lines += [
-            f"| {100 * p['fraction']:.0f} % | {p['rank1']:.1f} | {p['mAP']:.1f} |"
-            for p in results["prompt_dropout"]
-        ]
-        lines.append(
-            f"| empty prompt (no negatives either) | {empty['rank1']:.1f} | {empty['mAP']:.1f} |"
-        )
-    return "\n".join(lines) + "\n"
+def _keys(text: str, choices: dict[str, Any], parser: argparse.ArgumentParser, flag: str) -> list:
+    keys = [k.strip() for k in text.split(",") if k.strip()]
+    unknown = sorted(set(keys) - set(choices))
+    if unknown or not keys:
+        parser.error(f"{flag}: unknown value(s) {unknown or keys}; choose from {','.join(choices)}")
+    return [k for k in choices if k in keys]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (data + training)")
     parser.add_argument(
-        "--seed", type=int, default=0, help="dataset, training and keypoint-removal seed"
-    )
-    parser.add_argument(
-        "--epochs", type=int, default=None, help="training epochs (default: the recipe's)"
-    )
-    parser.add_argument(
-        "--rows", default=",".join(ROWS), help="comma-separated rows to run (default: all)"
+        "--rows", default=",".join(ROWS), help="comma-separated rows (default: all)"
     )
     parser.add_argument("--out", type=Path, default=Path("runs/ablation"))
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: torch's); 1 lets two runs with different --rows share "
+        "2 cores without oversubscription, and a last run with all rows collects them",
+    )
     args = parser.parse_args()
-    print(machine_facts(), flush=True)
-    rows = [r.strip() for r in args.rows.split(",") if r.strip()]
-    unknown = sorted(set(rows) - set(ROWS))
-    if unknown or not rows:
-        parser.error(f"--rows: unknown row(s) {unknown or rows}; choose from {','.join(ROWS)}")
-    rows = [key for key in ROWS if key in rows]
+    if args.threads:
+        import torch
 
+        torch.set_num_threads(args.threads)
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        parser.error(f"--seeds: expected comma-separated integers, got {args.seeds!r}")
+    rows = _keys(args.rows, ROWS, parser, "--rows")
+    machine = machine_facts()
+    print(machine, flush=True)
     start = time.perf_counter()
     progress = sys.stderr.isatty()
-    data = args.out / "data"
-    ensure_dataset(data, demo_dataset_config(args.seed), progress)
-    results: dict[str, Any] = {
+    per_row: dict[str, list[dict[str, Any]]] = {key: [] for key in rows}
+    for seed in seeds:
+        data = args.out / f"data_seed{seed}"
+        ensure_dataset(data, demo_dataset_config(seed), progress)
+        for key in rows:
+            per_row[key].append(run_row(key, seed, data, args.out, progress))
+    results = {
         "date": datetime.date.today().isoformat(),
         "command": shlex.join(["python", *sys.argv]),
-        "seed": args.seed,
-        "epochs": args.epochs or load_train_config(resolve_recipe(RECIPE)).optim.epochs,
-        "group": GROUP,
-        "rows": {},
+        "machine": machine,
+        "seeds": seeds,
+        "wall_time_s": round(time.perf_counter() - start, 1),
+        "rows": {key: aggregate(runs) for key, runs in per_row.items()},
+        "per_seed": per_row,
     }
-    for key in rows:
-        trainer, results["rows"][key] = train_row(
-            key, data, args.out, args.seed, args.epochs, progress
-        )
-        if key == "e":
-            print("prompt optionality (row e):", flush=True)
-            results["prompt_dropout"] = prompt_dropout(trainer, args.seed)
-        del trainer
-    results["wall_time_s"] = round(time.perf_counter() - start, 1)
     write_text_atomic(args.out / "results.json", json.dumps(results, indent=2))
     table = markdown(results)
     write_text_atomic(args.out / "results.md", table)
-    if "prompt_dropout" in results:
-        plot_prompt_dropout(results, args.out / "prompt_dropout.png")
+    if any(key in per_row for key in CURVE_ROWS):
+        plot_prompt_optionality(results, args.out / "prompt_optionality.png")
     print()
     print(table)
     print(f"results in {args.out / 'results.json'}, {args.out / 'results.md'}")

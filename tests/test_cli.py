@@ -98,7 +98,7 @@ def test_convert_then_info(tmp_path, capsys):
     assert main(["convert", "--checkpoint", str(CKPT), "--out", str(out)]) == 0
     assert main(["info", "--checkpoint", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "parts (K)            8 (eight)" in text and "cck8 (10 channels" in text
+    assert "parts (K)            8 (eight)" in text and "cck8, keypoints (10 channels" in text
 
 
 def test_errors_exit_2_with_the_path(tmp_path, capsys):
@@ -305,3 +305,65 @@ def test_embed_keypoints_auto_prompts_crops_from_the_pose_estimator(crops, tmp_p
     np.testing.assert_allclose(data["embeddings"], direct.embeddings.numpy(), atol=1e-6)
     plain = predictor.embed(crops / "g1" / "s0.png")
     assert not np.allclose(data["embeddings"], plain.embeddings.numpy(), atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def masks_checkpoint(tmp_path_factory):
+    from kpr.checkpoint import create_model
+    from kpr.checkpoint.kpr_format import save_kpr_checkpoint
+
+    model = create_model("kpr_tiny_128x64", prompt_type="masks")
+    path = tmp_path_factory.mktemp("masks_model") / "ckpt"
+    return save_kpr_checkpoint(path, model.config, model.state_dict())
+
+
+def test_embed_and_compare_with_mask_prompts(crops, masks_checkpoint, tmp_path, capsys):
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for i in (0, 2):
+        hw = np.asarray(Image.open(crops / ("g1" if i < 2 else "g2") / f"s{i}.png")).shape[:2]
+        labels = np.zeros(hw, np.uint8)
+        labels[hw[0] // 4 :, : hw[1] // 2] = 1
+        Image.fromarray(labels).save(masks / f"s{i}.png")
+    out = tmp_path / "emb.npz"
+    images = (crops / "g1", crops / "g2")
+    args = ("--checkpoint", masks_checkpoint, "--masks", masks)
+    assert run_cli("embed", *args, "--images", *images, "--out", out) == 0
+    assert np.load(out)["prompted"].tolist() == [True, False, True, False]
+    assert "2 with prompts" in capsys.readouterr().out
+    figure = tmp_path / "cmp.png"
+    code = run_cli(
+        "compare", *args, "--group1", crops / "g1", "--group2", crops / "g2", "--out", figure
+    )
+    assert code == 0 and figure.is_file()
+
+
+def test_mask_prompts_for_a_keypoint_model_are_a_one_line_error(crops, tmp_path, capsys):
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(masks / "s0.png")
+    code = run_cli(
+        "embed",
+        "--checkpoint",
+        CKPT,
+        "--images",
+        crops / "g1",
+        "--masks",
+        masks,
+        "--out",
+        tmp_path / "e.npz",
+    )
+    assert code == 2
+    assert "mask prompt given to a model with keypoint prompts" in capsys.readouterr().err
+    code = run_cli(
+        "embed",
+        "--checkpoint",
+        CKPT,
+        "--images",
+        crops / "g1",
+        "--masks",
+        tmp_path / "none",
+        "--out",
+        tmp_path / "e.npz",
+    )
+    assert code == 2 and "masks directory not found" in capsys.readouterr().err

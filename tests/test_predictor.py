@@ -283,3 +283,90 @@ def test_the_demo_model_follows_its_prompts():
         hits[mode] = sum(gallery[b]["pid"] == r["pid"] for b, r in zip(best, query))
     assert hits["prompt"] == len(query) == 6
     assert hits["empty"] <= 2
+
+
+@pytest.fixture(scope="module")
+def masks_predictor():
+    from kpr.checkpoint import create_model
+
+    return KPRPredictor(create_model("kpr_tiny_128x64", prompt_type="masks").eval(), "cpu")
+
+
+def _person_mask_png(path: Path, hw: tuple[int, int]) -> np.ndarray:
+    labels = np.zeros(hw, np.uint8)
+    labels[hw[0] // 4 :, : hw[1] // 2] = 1
+    labels[hw[0] // 2 :, hw[1] // 2 :] = 2
+    Image.fromarray(labels).save(path)
+    return labels
+
+
+def test_mask_prompts_from_files_arrays_and_none(masks_predictor, tmp_path):
+    from kpr.masks import mask_prompt, person_mask
+
+    image = np.full((96, 48, 3), 127, np.uint8)
+    labels = _person_mask_png(tmp_path / "m.png", (96, 48))
+    prepared = masks_predictor.prepare(image, masks=tmp_path / "m.png")
+    expected = mask_prompt(person_mask(labels), "masks", "cck8", (128, 64))
+    np.testing.assert_allclose(prepared.prompt.numpy(), expected.astype(np.float32))
+    assert prepared.prompt.shape == (3, 128, 64) and prepared.prompted
+    result = masks_predictor.embed([image, image, image], masks=[tmp_path / "m.png", labels, None])
+    assert result.prompted.tolist() == [True, True, False]
+    torch.testing.assert_close(result.embeddings[0], result.embeddings[1])
+    single = masks_predictor.embed(image, masks=str(tmp_path / "m.png"))
+    torch.testing.assert_close(single.embeddings[0], result.embeddings[0])
+
+
+def test_an_empty_mask_is_the_empty_prompt(masks_predictor):
+    image = np.full((96, 48, 3), 127, np.uint8)
+    with pytest.warns(PromptWarning, match="mask showing no one"):
+        result = masks_predictor.embed([image, image], masks=[np.zeros((96, 48), np.uint8), None])
+    assert result.prompted.tolist() == [False, False]
+    torch.testing.assert_close(result.embeddings[0], result.embeddings[1])
+
+
+def test_a_mask_of_another_size_is_resized_with_a_warning(masks_predictor, tmp_path):
+    from kpr.predictor import MaskSizeWarning
+
+    image = np.full((96, 48, 3), 127, np.uint8)
+    _person_mask_png(tmp_path / "small.png", (48, 24))
+    with pytest.warns(MaskSizeWarning, match=r"small\.png: mask is 48x24 but its crop .* 96x48"):
+        resized = masks_predictor.prepare(image, masks=tmp_path / "small.png")
+    _person_mask_png(tmp_path / "full.png", (96, 48))
+    full = masks_predictor.prepare(image, masks=tmp_path / "full.png")
+    torch.testing.assert_close(resized.prompt, full.prompt)
+
+
+def test_unknown_mask_values_name_the_file_and_values(masks_predictor, tmp_path):
+    from kpr.errors import MaskFormatError
+
+    Image.fromarray(np.array([[0, 1], [5, 7]], np.uint8)).save(tmp_path / "bad.png")
+    with pytest.raises(MaskFormatError, match=r"bad\.png: unknown label value\(s\) \[5, 7\]"):
+        masks_predictor.embed(np.zeros((2, 2, 3), np.uint8), masks=tmp_path / "bad.png")
+
+
+def test_prompt_kinds_must_match_the_model(family, masks_predictor):
+    from kpr.errors import PromptError
+
+    _, predictor, inputs = family
+    image = inputs["sample0_image_rgb_uint8"]
+    with pytest.raises(PromptError, match="mask prompt given to a model with keypoint prompts"):
+        predictor.embed(image, masks=np.zeros(image.shape[:2], np.uint8))
+    with pytest.raises(PromptError, match="keypoint prompt given to a model with mask prompts"):
+        masks_predictor.embed(image, keypoints=inputs["sample0_target_kps"])
+
+
+def test_parsing_models_read_part_labels_of_a_named_table(tmp_path):
+    from kpr.checkpoint import create_model
+    from kpr.errors import PromptError
+
+    model = create_model("kpr_tiny_128x64", prompt_type="parsing").eval()
+    predictor = KPRPredictor(model, "cpu")
+    image = np.full((128, 64, 3), 127, np.uint8)
+    parts = np.zeros((128, 64), np.uint8)
+    parts[10:30, 20:40] = 13  # LIP face
+    Image.fromarray(parts).save(tmp_path / "p.png")
+    with pytest.raises(PromptError, match="part_labels='lip'"):
+        predictor.prepare(image, masks=tmp_path / "p.png")
+    prompt = predictor.prepare(image, masks=tmp_path / "p.png", part_labels="lip").prompt
+    assert prompt.shape == (model.config.prompt_channels, 128, 64) == (10, 128, 64)
+    assert prompt[2, 10:30, 20:40].eq(1).all() and prompt[3:].eq(0).all()  # head only

@@ -56,6 +56,33 @@ def keypoint_file_for(image: Path, directory: Path | None) -> Path | None:
     return None
 
 
+def mask_file_for(image: Path, directory: Path | None) -> Path | None:
+    """The mask file of ``image`` in ``directory``: ``<stem>.png``; ``None`` if there is none."""
+    if directory is None:
+        return None
+    candidate = directory / f"{image.stem}.png"
+    return candidate if candidate.is_file() else None
+
+
+def _masks_for(images: list[Path], directory: str | None) -> list[Path | None] | None:
+    """Per image its mask file in ``--masks`` (None without the option)."""
+    if directory is None:
+        return None
+    mask_dir = Path(directory)
+    if not mask_dir.is_dir():
+        raise KPRError(f"--masks {mask_dir}: masks directory not found")
+    files = [mask_file_for(image, mask_dir) for image in images]
+    missing = sum(f is None for f in files)
+    if missing:
+        log.warning(
+            "%d of %d images have no mask file in %s: embedded without prompt",
+            missing,
+            len(files),
+            mask_dir,
+        )
+    return files
+
+
 def _keypoints_for(images: list[Path], directory: str | None) -> list[Path | None]:
     kp_dir = Path(directory) if directory and directory != "auto" else None
     if kp_dir is not None and not kp_dir.is_dir():
@@ -137,12 +164,17 @@ def cmd_embed(args: argparse.Namespace) -> int:
     images = collect_images(args.images)
     predictor = _predictor(args)
     keypoints = _estimate_missing(images, _keypoints_for(images, args.keypoints), args)
+    if args.masks is not None and any(k is not None for k in keypoints):
+        raise KPRError("--masks and --keypoints: give one kind of prompt")
+    masks = _masks_for(images, args.masks)
     skipped: list[tuple[int, str]] = []
     prompted = 0
     with EmbeddingsWriter(out) as writer:
         chunks = predictor.embed_iter(
             images,
-            keypoints,
+            None if masks is not None else keypoints,
+            masks=masks,
+            part_labels=args.part_labels,
             batch_size=args.batch_size,
             on_error="skip" if args.on_error == "skip" else "raise",
             progress=True,
@@ -177,8 +209,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     embedded, samples = [], []
     for images in groups:
         keypoints = _keypoints_for(images, args.keypoints)
+        masks = _masks_for(images, args.masks)
         result = predictor.embed(
-            images, keypoints=keypoints, batch_size=args.batch_size, part_masks=True
+            images,
+            keypoints=None if masks is not None else keypoints,
+            masks=masks,
+            part_labels=args.part_labels,
+            batch_size=args.batch_size,
+            part_masks=True,
         )
         embedded.append(result)
         shown = []
@@ -239,7 +277,7 @@ def cmd_info(args: argparse.Namespace) -> int:
         ("normalisation", f"mean {c.pixel_mean} std {c.pixel_std}"),
         (
             "prompt grouping",
-            f"{c.prompt_grouping} ({c.prompt_channels} channels: background "
+            f"{c.prompt_grouping}, {c.prompt_type} ({c.prompt_channels} channels: background "
             f"{'yes' if c.prompt_background else 'no'}, "
             f"negatives {'yes' if c.prompt_negatives else 'no'})",
         ),
@@ -277,9 +315,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from kpr.checkpoint import load_model
     from kpr.devices import resolve_device
     from kpr.engine.config import load_train_config
-    from kpr.engine.evaluate import eval_dataset_for, evaluate
+    from kpr.engine.evaluate import eval_dataset_for, evaluate, prompt_modes
     from kpr.engine.trainer import results_table
     from kpr.io_utils import write_text_atomic
+    from kpr.masks import MaskDegradation
     from kpr.recipes import resolve_recipe
 
     out = Path(args.out)
@@ -303,14 +342,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     dataset = eval_dataset_for(config.dataset)
     device = resolve_device(args.device)
     model = load_model(args.checkpoint, device=device)
-    mode = args.prompts or config.eval.prompts
-    modes = ["keypoints", "empty"] if mode == "both" else [mode]
+    modes = prompt_modes(args.prompts or config.eval.prompts, model.config)
+    degradation = MaskDegradation(args.degrade_masks) if args.degrade_masks else None
     summaries = {}
     for mode in modes:
         result = evaluate(
             model,
             dataset,
             prompt_mode=mode,
+            degrade_masks=degradation if mode == "masks" else None,
             batch_size=args.batch_size or config.eval.batch_size,
             max_rank=config.eval.max_rank,
             protocol=config.eval.protocol,
@@ -375,6 +415,20 @@ def _add_model_options(parser: argparse.ArgumentParser, batch_size: int | None =
     )
 
 
+def _add_mask_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--masks",
+        help="directory of mask PNGs (same stem as the image), for models with mask prompts: "
+        "person masks (0 background, 1 target, 2 other people), or part labels (--part-labels)",
+    )
+    parser.add_argument(
+        "--part-labels",
+        choices=("lip", "atr", "kpr"),
+        default=None,
+        help="label table of the --masks part-label maps, for parsing-prompt models",
+    )
+
+
 def _add_on_error(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--on-error",
@@ -410,6 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="pose estimator for crops without a keypoint file "
         "(default with --keypoints auto: mediapipe)",
     )
+    _add_mask_options(embed)
     embed.add_argument(
         "--out", required=True, help="output .npz file (embeddings, visibility, prompted, names)"
     )
@@ -424,6 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--group1", nargs="+", required=True)
     compare.add_argument("--group2", nargs="+", required=True)
     compare.add_argument("--keypoints", help="directory of keypoint JSON files")
+    _add_mask_options(compare)
     compare.add_argument("--out", default="compare.png", help="figure file (.png)")
     _add_model_options(compare)
     _add_overwrite(compare, "an existing --out file")
@@ -483,9 +539,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument(
         "--prompts",
-        choices=("keypoints", "empty", "both"),
+        choices=("keypoints", "masks", "empty", "both"),
         default=None,
-        help="default: the recipe's eval.prompts",
+        help="default: the recipe's eval.prompts (both = the model's own prompts and empty)",
+    )
+    evaluate.add_argument(
+        "--degrade-masks",
+        choices=("erode", "dilate", "leak"),
+        default=None,
+        help="mask prompts: degrade every mask like a real segmenter (docs/mask_prompts.md)",
     )
     evaluate.add_argument(
         "--out", default="runs/eval", help="output directory (results.json, rankings/)"

@@ -11,6 +11,10 @@ class KeypointFormatError(KPRError):
     """A keypoint file or array is malformed (wrong shape, NaN, unknown layout)."""
 
 
+class MaskFormatError(KPRError):
+    """A mask file or array is malformed (not single-channel, unknown label values, no target)."""
+
+
 class PromptError(KPRError):
     """A prompt does not fit the model (wrong channel count or size)."""
 

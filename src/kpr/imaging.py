@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -61,6 +62,63 @@ def _header_size(path: Path) -> tuple[int, int] | None:
         return None
 
 
+# The same file must read the same on every OpenCV kpr allows (>= 4.9): OpenCV < 4.10 decodes a
+# truncated JPEG (the missing part grey) where 4.10+ refuses it, and only OpenCV >= 5 decodes GIF.
+# So truncated JPEGs are refused and GIFs decoded by PIL (first frame), whatever the OpenCV.
+_JPEG_SOI = b"\xff\xd8\xff"
+_GIF_MAGIC = (b"GIF87a", b"GIF89a")
+
+
+# A marker inside entropy-coded data: 0xFF then neither a stuffed 0x00, a restart marker nor fill.
+_NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+
+
+def jpeg_is_truncated(data: bytes) -> bool:
+    """Whether JPEG bytes end before their end-of-image marker: the file was cut short.
+
+    The marker segments are walked by their lengths from the start (so a thumbnail inside an
+    APP1 segment, with an end-of-image marker of its own, is skipped), and each scan's
+    entropy-coded data up to the next marker. Bytes after the end-of-image marker are ignored. A
+    file whose structure is not JPEG's is left for the decoder to judge (``False``).
+    """
+    pos, size = 2, len(data)
+    while True:
+        if pos + 2 > size:
+            return True
+        if data[pos] != 0xFF:
+            return False
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+        elif marker == 0xD9:  # end of image
+            return False
+        elif 0xD0 <= marker <= 0xD7 or marker == 0x01:  # restart / TEM: no length
+            pos += 2
+        else:
+            if pos + 4 > size:
+                return True
+            end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+            if end > size:
+                return True
+            if marker == 0xDA:  # start of scan: entropy-coded data up to the next marker
+                found = _NEXT_MARKER.search(data, end)
+                if found is None:
+                    return True
+                end = found.start()
+            pos = end
+
+
+def _read_gif(path: Path) -> NDArray[np.uint8]:
+    try:
+        with Image.open(path) as img:
+            img.seek(0)
+            rgb = np.asarray(img.convert("RGB"))
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ImageReadError(f"{path}: not a decodable GIF ({exc})") from None
+    check_image_size(rgb.shape[1], rgb.shape[0], str(path))
+    return np.ascontiguousarray(rgb)
+
+
 def read_rgb(path: str | os.PathLike) -> NDArray[np.uint8]:
     """Decode an image file to RGB uint8 [H, W, 3].
 
@@ -79,6 +137,11 @@ def read_rgb(path: str | os.PathLike) -> NDArray[np.uint8]:
     if size is not None:
         check_image_size(*size, str(path))
     data = np.fromfile(path, dtype=np.uint8)
+    head = data[:6].tobytes()
+    if head.startswith(_JPEG_SOI) and jpeg_is_truncated(data.tobytes()):
+        raise ImageReadError(f"{path}: truncated JPEG (no end-of-image marker after its last scan)")
+    if head in _GIF_MAGIC:
+        return _read_gif(path)
     try:
         bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     except cv2.error as exc:

@@ -9,6 +9,7 @@ Example
 -------
 >>> predictor = KPRPredictor.from_pretrained("kpr_occ_posetrack.pth.tar")   # doctest: +SKIP
 >>> a = predictor.embed("q.jpg", keypoints="q.json")                         # doctest: +SKIP
+>>> a = masks_predictor.embed("q.jpg", masks="q_mask.png")                   # doctest: +SKIP
 >>> b = predictor.embed(["g1.jpg", "g2.jpg"])                                # doctest: +SKIP
 >>> predictor.distance(a, b)                                                 # doctest: +SKIP
 """
@@ -31,16 +32,28 @@ from PIL import Image
 
 from kpr.checkpoint import load_model
 from kpr.devices import resolve_device
-from kpr.errors import KeypointFormatError, KPRError
+from kpr.errors import KeypointFormatError, KPRError, PromptError
 from kpr.imaging import ImageLike, preprocess, to_rgb_array
 from kpr.keypoints.io import Skeletons, read_keypoints_file, validate_keypoints
 from kpr.keypoints.prompts import VISIBILITY_THRESHOLD, build_prompt
+from kpr.masks import (
+    CropMasks,
+    PartLabelTable,
+    mask_prompt,
+    person_mask,
+    read_part_labels,
+    read_person_mask,
+)
+from kpr.masks import part_labels as part_label_map
 from kpr.modeling.config import KPRConfig
 from kpr.modeling.kpr import KPR
 from kpr.retrieval.distance import l2_normalize, part_distance
 
 KeypointsLike = str | os.PathLike | Skeletons | ArrayLike | None
 """Target [17, 3] array, official keypoint JSON path, or :class:`Skeletons`; None = no prompt."""
+MasksLike = str | os.PathLike | CropMasks | ArrayLike | None
+"""A mask PNG path or [H, W] array (person mask for ``masks`` models, part labels for ``parsing``
+models), or :class:`~kpr.masks.CropMasks`; None = no prompt."""
 Precision = Literal["float32", "bfloat16", "int8", "auto"]
 """``auto`` picks the fastest path within a deviation bound at construction (:mod:`kpr.speed`)."""
 Backend = Literal["torch", "onnxruntime"]
@@ -51,6 +64,10 @@ OnError = Literal["raise", "skip"]
 
 class PromptWarning(UserWarning):
     """Keypoints were given for a crop but none of them can be drawn into its prompt."""
+
+
+class MaskSizeWarning(UserWarning):
+    """A mask does not have its crop's size and was resized (nearest neighbour) to it."""
 
 
 @dataclass(frozen=True)
@@ -126,11 +143,14 @@ class EmbeddedChunk:
 
 
 class CropTransform:
-    """An RGB crop of any size and its keypoints → model inputs at ``config.image_size``.
+    """An RGB crop of any size and its keypoints or masks → model inputs at ``config.image_size``.
 
     The official test-time preprocessing: OpenCV bilinear resize to (H, W) (aspect ratio not
     kept), (x / 255 − mean) / std, and prompt heatmaps of the keypoints scaled into the resized
-    frame (points with confidence ≤ 0.3 or outside the crop are not drawn).
+    frame (points with confidence ≤ 0.3 or outside the crop are not drawn). Models with mask
+    prompts (``config.prompt_type`` ``masks``/``parsing``) take :class:`~kpr.masks.CropMasks`
+    instead (:func:`kpr.masks.mask_prompt`); a mask of another size than the crop is resized to
+    it with a :class:`MaskSizeWarning`.
     """
 
     def __init__(self, config: KPRConfig):
@@ -142,6 +162,7 @@ class CropTransform:
         target: NDArray[np.float64] | None = None,
         negatives: NDArray[np.float64] | None = None,
         name: str = "image",
+        masks: CropMasks | None = None,
     ) -> PreparedCrop:
         """Prepare one crop.
 
@@ -153,21 +174,83 @@ class CropTransform:
             [17, 3] and [M, 17, 3] (x, y, confidence) in the crop's pixels, or None.
         name:
             How to name the crop in error messages (its file, usually).
+        masks:
+            The crop's masks (mask-prompt models only), or None.
         """
         c = self.config
-        _check_pixel_coordinates(target, negatives, rgb.shape[:2], name)
-        prompt = build_prompt(
-            target,
-            negatives,
-            c.prompt_grouping,
-            c.image_size,
-            rgb.shape[:2],
-            with_negatives=c.prompt_negatives,
-            with_background=c.prompt_background,
-        )
+        check_prompt_kind(c, target is not None or negatives is not None, masks is not None, name)
+        if c.prompt_type == "keypoints":
+            _check_pixel_coordinates(target, negatives, rgb.shape[:2], name)
+            prompt = build_prompt(
+                target,
+                negatives,
+                c.prompt_grouping,
+                c.image_size,
+                rgb.shape[:2],
+                with_negatives=c.prompt_negatives,
+                with_background=c.prompt_background,
+            )
+        else:
+            if masks is not None and masks.hw != rgb.shape[:2]:
+                warnings.warn(
+                    f"{masks.source}: mask is {masks.hw[0]}x{masks.hw[1]} but its crop {name} is "
+                    f"{rgb.shape[0]}x{rgb.shape[1]} (HxW); resized to the crop",
+                    MaskSizeWarning,
+                    stacklevel=2,
+                )
+                masks = masks.resized(rgb.shape[:2])
+            prompt = mask_prompt(
+                masks,
+                c.prompt_type,
+                c.prompt_grouping,
+                c.image_size,
+                with_negatives=c.prompt_negatives,
+                with_background=c.prompt_background,
+            )
         drawn = prompt[1:] if c.prompt_background else prompt
         image = preprocess(rgb, c.image_size, c.pixel_mean, c.pixel_std)
         return PreparedCrop(image, torch.from_numpy(prompt.astype(np.float32)), bool(drawn.any()))
+
+
+def check_prompt_kind(config: KPRConfig, keypoints: bool, masks: bool, name: str) -> None:
+    """Refuse a prompt of the kind the model was not trained with (``keypoints``/``masks``: whether
+    keypoints / masks were given)."""
+    kind = config.prompt_type
+    if masks and kind == "keypoints":
+        raise PromptError(
+            f"{name}: mask prompt given to a model with keypoint prompts (prompt_type "
+            "'keypoints'); give keypoints, or use a model trained with mask prompts"
+        )
+    if keypoints and kind != "keypoints":
+        raise PromptError(
+            f"{name}: keypoint prompt given to a model with mask prompts (prompt_type "
+            f"{kind!r}); give masks (kpr.masks), or use a model trained with keypoint prompts"
+        )
+
+
+def read_masks(
+    masks: MasksLike,
+    config: KPRConfig,
+    name: str,
+    table: PartLabelTable | str | None = None,
+) -> CropMasks | None:
+    """A mask path or array → :class:`~kpr.masks.CropMasks` for ``config``'s prompt type: a person
+    mask (0 background, 1 target, 2 other people) for ``masks`` models, a part-label map of
+    ``table`` for ``parsing`` models. CropMasks and None are returned as they are."""
+    if masks is None or isinstance(masks, CropMasks):
+        return masks
+    check_prompt_kind(config, False, True, name)
+    is_path = isinstance(masks, (str, os.PathLike))
+    if config.prompt_type == "masks":
+        return read_person_mask(masks) if is_path else person_mask(masks, f"{name}: masks")
+    if table is None:
+        raise PromptError(
+            f"{name}: a parsing-prompt model reads part-label maps; name their label table "
+            "(part_labels='lip', 'atr' or 'kpr', see kpr.masks.LABEL_TABLES)"
+        )
+    if is_path:
+        return read_part_labels(masks, table)
+    return part_label_map(masks, table, f"{name}: masks")
 
 
 def _check_pixel_coordinates(
@@ -374,15 +457,22 @@ class KPRPredictor:
         keypoints: KeypointsLike = None,
         negative_keypoints: ArrayLike | None = None,
         name: str | None = None,
+        masks: MasksLike = None,
+        part_labels: PartLabelTable | str | None = None,
     ) -> PreparedCrop:
         """One crop and its optional prompt → :class:`PreparedCrop`.
 
         ``keypoints``: the target's [17, 3] (x, y, c) in the crop's pixels, :class:`Skeletons`, or
         an official keypoint JSON path (its target and negatives are used). ``negative_keypoints``:
         [M, 17, 3] other people; when given, they replace the negatives of a file or Skeletons.
+        ``masks`` (mask-prompt models): see :func:`read_masks`; ``part_labels`` names the label
+        table of part-label maps (``parsing`` models).
         """
         if name is None:
             name = str(image) if isinstance(image, (str, os.PathLike)) else "image"
+        has_keypoints = keypoints is not None or negative_keypoints is not None
+        check_prompt_kind(self.config, has_keypoints, masks is not None, name)
+        crop_masks = read_masks(masks, self.config, name, part_labels)
         rgb = to_rgb_array(image, name)
         negatives = None
         if negative_keypoints is not None:
@@ -401,7 +491,7 @@ class KPRPredictor:
                 raise KeypointFormatError(
                     f"{name}: keypoints: expected shape [17, 3], got {list(target.shape)}"
                 )
-        return self.transform(rgb, target, negatives, name)
+        return self.transform(rgb, target, negatives, name, crop_masks)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.precision_used == "bfloat16":
@@ -434,6 +524,10 @@ class KPRPredictor:
             with self._autocast():
                 out = self._module(images.to(self.device), prompts.to(self.device), cams)
             embeddings, visibility, masks = out.embeddings, out.visibility, out.part_masks
+        if part_masks and masks is None:
+            raise KPRError(
+                "part_masks=True: a global-embedding model (head 'global') has no part maps"
+            )
         return Embeddings(
             l2_normalize(embeddings.float()).cpu(),
             visibility.cpu(),
@@ -448,6 +542,8 @@ class KPRPredictor:
         negative_keypoints: Sequence[ArrayLike | None] | None = None,
         cameras: Sequence[int] | None = None,
         *,
+        masks: Sequence[MasksLike] | None = None,
+        part_labels: PartLabelTable | str | None = None,
         batch_size: int = 32,
         part_masks: bool = False,
         on_error: OnError = "raise",
@@ -455,7 +551,10 @@ class KPRPredictor:
     ) -> Iterator[EmbeddedChunk]:
         """Embed crops batch by batch (bounded memory for any number of crops).
 
-        ``on_error="skip"``: a crop whose image or keypoints cannot be used is left out and
+        ``masks``: one per crop for mask-prompt models (see :func:`read_masks`), None = no prompt;
+        ``part_labels``: the label table of part-label maps (``parsing`` models).
+
+        ``on_error="skip"``: a crop whose image, keypoints or masks cannot be used is left out and
         reported in :attr:`EmbeddedChunk.skipped` as (position, message) instead of raising.
         """
         if _is_single_image(images):
@@ -463,6 +562,7 @@ class KPRPredictor:
             keypoints, negative_keypoints, cameras = (
                 _wrap_single(v) for v in (keypoints, negative_keypoints, cameras)
             )
+            masks = None if masks is None else [masks]  # type: ignore[list-item]
         n = len(images)
         if n == 0:
             raise KPRError("images: nothing to embed")
@@ -473,6 +573,7 @@ class KPRPredictor:
         kps = _as_list(keypoints, n, "keypoints")
         negs = _as_list(negative_keypoints, n, "negative_keypoints")
         cams = _as_list(cameras, n, "cameras")
+        mask_list = _as_list(masks, n, "masks")
         names = [
             str(img) if isinstance(img, (str, os.PathLike)) else f"images[{i}]"
             for i, img in enumerate(images)
@@ -483,11 +584,14 @@ class KPRPredictor:
 
             starts = tqdm(starts, desc="embedding", unit="batch")
         unusable: list[str] = []
+        empty_masks: list[str] = []
         for start in starts:
             kept, prepared, skipped = [], [], []
             for i in range(start, min(start + batch_size, n)):
                 try:
-                    crop = self.prepare(images[i], kps[i], negs[i], names[i])
+                    crop = self.prepare(
+                        images[i], kps[i], negs[i], names[i], mask_list[i], part_labels
+                    )
                 except KPRError as exc:
                     if on_error == "raise":
                         raise
@@ -496,6 +600,12 @@ class KPRPredictor:
                 if kps[i] is not None and not crop.prompted:
                     unusable.append(
                         str(kps[i]) if isinstance(kps[i], (str, os.PathLike)) else names[i]
+                    )
+                if mask_list[i] is not None and not crop.prompted:
+                    empty_masks.append(
+                        str(mask_list[i])
+                        if isinstance(mask_list[i], (str, os.PathLike))
+                        else names[i]
                     )
                 kept.append(i)
                 prepared.append(crop)
@@ -521,6 +631,14 @@ class KPRPredictor:
                 PromptWarning,
                 stacklevel=2,
             )
+        if empty_masks:
+            shown = ", ".join(empty_masks[:5]) + (" …" if len(empty_masks) > 5 else "")
+            warnings.warn(
+                f"{len(empty_masks)} crop(s) have a mask showing no one (no target, no other "
+                f"people), so they were embedded without prompt: {shown}",
+                PromptWarning,
+                stacklevel=2,
+            )
 
     def embed(
         self,
@@ -529,13 +647,17 @@ class KPRPredictor:
         negative_keypoints: ArrayLike | Sequence[ArrayLike | None] | None = None,
         cameras: int | Sequence[int] | None = None,
         *,
+        masks: MasksLike | Sequence[MasksLike] = None,
+        part_labels: PartLabelTable | str | None = None,
         batch_size: int = 32,
         part_masks: bool = False,
         progress: bool = False,
     ) -> Embeddings:
         """Embed crops (one image or a list); prompts are optional per image (``None`` → empty).
 
-        A single image takes a single ``keypoints`` / ``negative_keypoints`` / ``cameras`` value.
+        A single image takes a single ``keypoints`` / ``negative_keypoints`` / ``cameras`` /
+        ``masks`` value. Models with mask prompts take ``masks`` (a PNG path, an [H, W] array or
+        :class:`~kpr.masks.CropMasks` per crop, see :func:`read_masks`) instead of keypoints.
         """
         chunks = [
             c.embeddings
@@ -544,6 +666,8 @@ class KPRPredictor:
                 keypoints,
                 negative_keypoints,
                 cameras,  # type: ignore[arg-type]
+                masks=masks,  # type: ignore[arg-type]
+                part_labels=part_labels,
                 batch_size=batch_size,
                 part_masks=part_masks,
                 progress=progress,

@@ -185,3 +185,36 @@ def test_a_checkpoint_gets_the_umasks_permissions(tmp_path, umask, dir_mode, fil
     assert stat.S_IMODE(directory.stat().st_mode) == dir_mode
     for name in ("config.json", "model.safetensors"):
         assert stat.S_IMODE((directory / name).stat().st_mode) == file_mode, name
+
+
+def test_the_prompt_type_is_stored_and_read_back(tmp_path):
+    config = KPRConfig(prompt_type="masks")
+    save_kpr_checkpoint(tmp_path / "ck", config, {"w": torch.zeros(1)})
+    stored = json.loads((tmp_path / "ck" / "config.json").read_text())["model"]
+    assert stored["prompt_type"] == "masks"
+    assert read_kpr_checkpoint(tmp_path / "ck").config == config
+    assert config.prompt_channels == 3
+
+
+def test_a_config_written_before_prompt_types_loads_as_keypoints(tmp_path):
+    save(tmp_path / "ck")
+    path = tmp_path / "ck" / "config.json"
+    document = json.loads(path.read_text())
+    del document["model"]["prompt_type"]
+    path.write_text(json.dumps(document))
+    assert read_kpr_checkpoint(tmp_path / "ck").config.prompt_type == "keypoints"
+    # any other missing setting is still refused
+    del document["model"]["image_size"]
+    path.write_text(json.dumps(document))
+    with pytest.raises(CheckpointError, match=r"model\.image_size missing"):
+        read_kpr_checkpoint(tmp_path / "ck")
+
+
+def test_an_unknown_prompt_type_names_the_field(tmp_path):
+    save(tmp_path / "ck")
+    path = tmp_path / "ck" / "config.json"
+    document = json.loads(path.read_text())
+    document["model"]["prompt_type"] = "boxes"
+    path.write_text(json.dumps(document))
+    with pytest.raises(CheckpointError, match=r"model\.prompt_type: 'boxes' is not one of"):
+        read_kpr_checkpoint(tmp_path / "ck")

@@ -197,6 +197,30 @@ def test_parsing_files_hold_target_labels_only(dataset: Path, samples) -> None:
         assert np.array_equal(s.parsing > 0, s.owner == OWNER_TARGET)
 
 
+def test_person_masks_show_the_target_and_the_other_people(dataset: Path, samples) -> None:
+    by_name = {s.plan.name: s for s in samples}
+    rows = _rows(dataset)
+    for row in rows:
+        rel = Path(row["image"]).relative_to("images")
+        mask = cv2.imread(str(dataset / "masks" / rel), cv2.IMREAD_UNCHANGED)
+        owner = by_name[rel.stem].owner
+        assert mask.shape == (H, W) and mask.dtype == np.uint8
+        assert np.array_equal(mask == 1, owner == OWNER_TARGET)
+        assert np.array_equal(mask == 2, owner == OWNER_OCCLUDER)
+        assert not (mask[owner == OWNER_OBJECT]).any()
+        assert (mask == 2).any() == (row["occlusion"] == "multi_person")
+    # masks follow their image into the query split
+    assert any(r["split"] == "query" for r in rows)
+    assert len(list((dataset / "masks").rglob("*.png"))) == len(rows)
+
+
+def test_masks_are_optional(tmp_path: Path) -> None:
+    config = dataclasses.replace(SMALL, write_masks=False, num_images=60)
+    generate_synthetic_dataset(tmp_path, config, workers=1)
+    assert not (tmp_path / "masks").exists()
+    assert len(list((tmp_path / "images").rglob("*.png"))) == 60
+
+
 def test_visibility_follows_depth_order(samples) -> None:
     hidden = 0
     for s in samples:

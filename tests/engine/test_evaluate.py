@@ -10,6 +10,7 @@ import torch
 
 from kpr.checkpoint import create_model
 from kpr.data.datasets import build_dataset
+from kpr.data.samples import ReIDSample
 from kpr.engine.config import DatasetConfig
 from kpr.engine.evaluate import (
     EvalDataset,
@@ -20,7 +21,6 @@ from kpr.engine.evaluate import (
     query_groups,
 )
 from kpr.errors import ConfigError, DatasetError
-from kpr.data.samples import ReIDSample
 from kpr.imaging import read_rgb
 from kpr.keypoints import build_prompt, read_keypoints_file
 from kpr.predictor import KPRPredictor
@@ -180,3 +180,54 @@ def test_query_groups_split_multi_person_from_single_person_queries(dataset, pre
     count = "num_valid_queries"
     assert multi[count] + single[count] == summary["all"][count]
     assert min(multi[count], single[count]) > 0
+
+
+@pytest.fixture(scope="module")
+def masks_predictor():
+    torch.manual_seed(0)
+    overrides = {
+        "backbone": {"embed_dim": 16, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2]},
+        "embedding_dim": 32,
+        "prompt_type": "masks",
+    }
+    return KPRPredictor(create_model("kpr_tiny_128x64", **overrides), device="cpu")
+
+
+def test_mask_mode_prompts_come_from_the_person_masks(dataset, masks_predictor):
+    from kpr.masks import MaskDegradation, mask_prompt, read_person_mask
+
+    sample = next(s for s in dataset.query if s.attributes["occlusion"] == "multi_person")
+    clean = EvalDataset([sample], masks_predictor.transform, "masks")[0]
+    expected = mask_prompt(read_person_mask(sample.masks), "masks", "cck8", HW)
+    np.testing.assert_allclose(clean.prompt.numpy(), expected.astype(np.float32))
+    assert clean.prompted and clean.prompt[1].sum() > 0
+    strong = (0.05, 0.05)
+    eroded = EvalDataset(
+        [sample], masks_predictor.transform, "masks", degrade_masks=MaskDegradation("erode", strong)
+    )[0]
+    leaked = EvalDataset(
+        [sample], masks_predictor.transform, "masks", degrade_masks=MaskDegradation("leak", strong)
+    )[0]
+    assert eroded.prompt[2].sum() < clean.prompt[2].sum() < leaked.prompt[2].sum()
+    assert leaked.prompt[1].sum() < clean.prompt[1].sum()
+    bare = ReIDSample(image=sample.image, pid=sample.pid, camid=sample.camid, split="query")
+    assert not EvalDataset([bare], masks_predictor.transform, "masks")[0].prompted
+
+
+def test_mask_models_are_evaluated_with_masks_and_refuse_keypoints(dataset, masks_predictor):
+    from kpr.errors import PromptError
+
+    result = evaluate(masks_predictor.model, dataset, prompt_mode="masks")
+    assert result.prompt_mode == "masks" and 0 <= result.summary()["all"]["rank1"] <= 1
+    with pytest.raises(PromptError, match="keypoint prompt given to a model with mask prompts"):
+        evaluate(masks_predictor.model, dataset, prompt_mode="keypoints")
+
+
+def test_both_prompt_modes_are_the_models_own_and_the_empty_one(predictor, masks_predictor):
+    from kpr.engine.evaluate import prompt_modes
+
+    assert prompt_modes("both", predictor.config) == ["keypoints", "empty"]
+    assert prompt_modes("both", masks_predictor.config) == ["masks", "empty"]
+    assert prompt_modes("masks", masks_predictor.config) == ["masks"]
+    with pytest.raises(ConfigError, match="prompts: expected one of"):
+        prompt_modes("boxes", predictor.config)

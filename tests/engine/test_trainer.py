@@ -240,3 +240,19 @@ def test_eval_needs_no_recipe_and_follows_the_recipes_prompts(tiny_synthetic, tm
     assert len(list((out / "rankings" / "keypoints").glob("*.png"))) == 1
     assert main(["eval", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "e2")]) == 2
     assert "which dataset?" in capsys.readouterr().err
+
+
+def test_global_head_model_trains_without_part_losses_and_evaluates(tiny_synthetic, tmp_path):
+    """The no-PBH ablation baseline: one embedding, identity + triplet loss, no ranking grids."""
+    overrides = tiny_overrides(tiny_synthetic, tmp_path / "run", epochs=1)
+    overrides[1] = overrides[1].replace("embedding_dim: 32}", "embedding_dim: 32, head: global}")
+    config = load_train_config(None, overrides + ["eval.visualize=2"])
+    trainer = Trainer(config, device="cpu", progress=False)
+    before = _weights(trainer.model)
+    result = trainer.fit()
+    changed = [k for k, v in trainer.model.state_dict().items() if not torch.equal(v, before[k])]
+    assert any(k.startswith("head.reduce_global") for k in changed)
+    assert any(k.startswith("backbone.") for k in changed)
+    assert 0.0 < result.evaluations[0]["keypoints"]["all"]["mAP"] <= 1.0
+    assert not (tmp_path / "run" / "rankings").exists()
+    assert load_model(result.last_checkpoint).config.head == "global"

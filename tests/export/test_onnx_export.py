@@ -147,3 +147,16 @@ def test_a_file_exported_from_another_model_is_refused(family):
         retrained.head.pixel_classifier.classifier.bias.add_(0.01)
     with pytest.raises(KPRError, match=rf"{path.name}: exported from the same architecture"):
         KPRPredictor(retrained, "cpu", backend="onnxruntime", onnx_file=path)
+
+
+def test_a_global_embedding_model_is_refused_before_tracing(tmp_path):
+    from kpr.checkpoint import create_model
+
+    model = create_model(
+        "kpr_tiny_128x64",
+        head="global",
+        backbone={"embed_dim": 16, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2]},
+    )
+    with pytest.raises(KPRError, match="global-embedding models"):
+        export_onnx(model, tmp_path / "g.onnx")
+    assert not (tmp_path / "g.onnx").exists()

@@ -40,6 +40,9 @@ CONFIG_FILE = "config.json"
 TRAINING_STATE_FILES = ("training_state.safetensors", "training_state.json")
 # Every file a kpr checkpoint directory may hold; only these are ever removed when replacing one.
 KPR_FILES = frozenset({WEIGHTS_FILE, CONFIG_FILE, *TRAINING_STATE_FILES})
+# Model fields added after checkpoints of this format were first written: a config without one is
+# from before it existed, when every model had its default (keypoint prompts, part-based head).
+FIELDS_ADDED_LATER = frozenset({"model.prompt_type", "model.head"})
 
 
 @dataclass(frozen=True)
@@ -250,7 +253,9 @@ def read_kpr_checkpoint(directory: str | Path) -> KPRCheckpoint:
         raise CheckpointError(f"{config_path}: field 'format' must be {FORMAT!r}")
     model = document.get("model")
     if isinstance(model, Mapping):
-        missing = _missing_fields(KPRConfig, model, "model")
+        missing = [
+            f for f in _missing_fields(KPRConfig, model, "model") if f not in FIELDS_ADDED_LATER
+        ]
         if missing:
             raise CheckpointError(
                 f"{config_path}: field(s) {', '.join(missing)} missing; a kpr checkpoint stores "

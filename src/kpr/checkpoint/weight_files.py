@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import importlib
 import pickle
 import re
 import struct
@@ -56,8 +57,30 @@ _UNREADABLE = (
 _REFUSED_GLOBAL = re.compile(r"GLOBAL (\S+)")
 
 
+# Where numpy keeps the reconstructor of pickled numpy scalars: ``numpy._core.multiarray`` since
+# numpy 2, ``numpy.core.multiarray`` before (numpy 1.x has no ``numpy._core.multiarray``; numpy 2
+# still answers the old name, with a DeprecationWarning). Files name either, by the numpy that
+# wrote them; both names are allowed and mapped onto the function of the numpy installed.
+_SCALAR_MODULES = ("numpy._core.multiarray", "numpy.core.multiarray")
+
+
+def numpy_scalar_reconstructor() -> Any:
+    """numpy's ``multiarray.scalar`` (what pickled numpy scalars call), on numpy 1.x and 2.x."""
+    for name in _SCALAR_MODULES:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                module = importlib.import_module(name)
+        except ImportError:
+            continue
+        scalar = getattr(module, "scalar", None)
+        if scalar is not None:
+            return scalar
+    raise CheckpointError(f"numpy {np.__version__}: found no multiarray.scalar to read numpy data")
+
+
 def _allowed_globals() -> list[Any]:
-    scalar = np._core.multiarray.scalar  # numpy >= 2 location of the scalar reconstructor
+    scalar = numpy_scalar_reconstructor()
     return [
         (collections.OrderedDict, "yacs.config.CfgNode"),
         (scalar, "numpy.core.multiarray.scalar"),

@@ -3,7 +3,8 @@
 A training image gets another identity of its batch pasted over it (the occluder). The image, the
 part scores and the keypoints are updated together: target parts under the occluder fade to
 background, target and negative keypoints under it are dropped, and the occluder's own visible
-keypoints become a new negative skeleton.
+keypoints become a new negative skeleton. A person mask (mask prompts) is updated too: the pasted
+person becomes "other people" wherever it covers the frame.
 
 Occluders come from an :class:`OccluderBank` built once from the training split: a few images per
 identity, each cut out along the person silhouette given by its parsing labels.
@@ -40,6 +41,7 @@ from kpr.data.samples import ReIDSample
 from kpr.errors import ConfigError, KPRError
 from kpr.imaging import read_rgb
 from kpr.keypoints import NUM_KEYPOINTS, keypoints_in_frame, rescale_keypoints
+from kpr.masks import OTHERS
 
 SILHOUETTE_THRESHOLD = 0.2
 """Soft silhouette level above which a pixel belongs to the person."""
@@ -100,6 +102,8 @@ class BipoResult:
     alpha : ndarray, shape [H, W], float32
         The occluder's alpha as pasted.
     occluder_pid : int
+    person_mask : ndarray, shape [H, W], uint8, or None
+        The input person mask with the occluder's pixels (alpha > 0.5) set to "other people".
     """
 
     image: NDArray[np.uint8]
@@ -108,6 +112,7 @@ class BipoResult:
     negatives: NDArray[np.float64]
     alpha: NDArray[np.float32]
     occluder_pid: int
+    person_mask: NDArray[np.uint8] | None = None
 
 
 # ------------------------------------------------------------------------------------- silhouettes
@@ -326,6 +331,7 @@ def apply_bipo(
     negative_kps: NDArray[np.floating],
     occluder: Occluder,
     rng: np.random.Generator,
+    person_mask: NDArray[np.uint8] | None = None,
 ) -> BipoResult:
     """Paste ``occluder`` over a training sample and update its labels consistently.
 
@@ -337,7 +343,9 @@ def apply_bipo(
     * a target or negative keypoint gets c = 0 where alpha > max(alpha) / 10 at its rounded
       position;
     * the occluder's skeleton, shifted the same way, is appended to the negatives; its points
-      outside the frame get c = 0, its invisible points stay (0, 0, 0).
+      outside the frame get c = 0, its invisible points stay (0, 0, 0);
+    * the person mask, if given, shows "other people" where alpha > 0.5 (the pasted person is in
+      front of everyone).
 
     Parameters
     ----------
@@ -349,6 +357,8 @@ def apply_bipo(
     negative_kps : ndarray, shape [M, 17, 3]
     occluder : Occluder
     rng : numpy.random.Generator
+    person_mask : ndarray, shape [H, W], uint8, or None
+        0 background, 1 target, 2 other people (see :mod:`kpr.masks`).
 
     Returns
     -------
@@ -387,6 +397,9 @@ def apply_bipo(
     added[visible, 0] += dx
     added[visible, 1] += dy
     added[visible & ~keypoints_in_frame(added, hw), 2] = 0.0
+    out_mask = None
+    if person_mask is not None:
+        out_mask = np.where(alpha > 0.5, OTHERS, person_mask).astype(np.uint8)
     return BipoResult(
         image=out_image,
         part_scores=out_scores,
@@ -394,6 +407,7 @@ def apply_bipo(
         negatives=np.concatenate([negatives, added[None]], axis=0),
         alpha=alpha,
         occluder_pid=occluder.pid,
+        person_mask=out_mask,
     )
 
 

@@ -34,6 +34,9 @@ class ReIDSample:
     parsing, parsing_format:
         Human-parsing label file and its format: official 36-channel PifPaf ``.npy`` fields, or a
         ``label_map`` PNG whose classes are listed by the dataset (``ReIDDataset.parsing_classes``).
+    masks:
+        Person-mask PNG of the crop (0 background, 1 target, 2 other people, see
+        :mod:`kpr.masks`), the prompt of mask-prompt models, or ``None``.
     attributes:
         Dataset-specific extras (``occ_level``, ``occlusion``, ``video_id``, …).
     """
@@ -47,6 +50,7 @@ class ReIDSample:
     negative_keypoints: np.ndarray | None = field(default=None, compare=False, repr=False)
     parsing: Path | None = None
     parsing_format: ParsingFormat | None = None
+    masks: Path | None = None
     attributes: dict[str, Any] = field(default_factory=dict, compare=False)
 
 

@@ -2,7 +2,8 @@
 
 Training: read image, keypoints and part labels → augment (with BIPO occluders taken from the
 other identities of the batch, see :class:`~kpr.data.sampler.IdentitySampler`) → prompt heatmaps
-from the augmented keypoints at the final resolution → soft part targets at the feature size.
+from the augmented keypoints (or, for mask-prompt models, the augmented masks) at the final
+resolution → soft part targets at the feature size.
 
 Evaluation crops are prepared by :class:`kpr.predictor.CropTransform` (see
 :mod:`kpr.engine.evaluate`), like every crop kpr embeds.
@@ -27,16 +28,18 @@ from kpr.data.parsing import (
     read_sample_keypoints,
     target_masks,
 )
-from kpr.data.prompt_dropout import PromptDropout, drop_prompt
+from kpr.data.prompt_dropout import PromptDropout, drop_mask_prompt, drop_prompt
 from kpr.data.sampler import SampleRef
 from kpr.data.samples import ReIDSample
 from kpr.data.transforms import (
     AugmentationConfig,
     build_train_transform,
 )
-from kpr.errors import ConfigError, KPRError
+from kpr.errors import ConfigError, DatasetError, KPRError
 from kpr.imaging import read_rgb
 from kpr.keypoints import build_prompt, prompt_grouping, target_grouping
+from kpr.masks import CropMasks, mask_prompt, read_part_labels, read_person_mask, table_for_classes
+from kpr.modeling.config import PromptType
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,9 @@ class DataConfig:
         ``KPRConfig.prompt_background`` False (the official ``no_background_token``).
     prompt_dropout : PromptDropout
         Training only: parts of the prompt removed at random (never the part labels).
+    prompt_type : {"keypoints", "masks", "parsing"}
+        ``KPRConfig.prompt_type``: prompts from the keypoints, or from each sample's person mask
+        (``ReIDSample.masks``) and, for ``parsing``, its part labels (``ReIDSample.parsing``).
     """
 
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
@@ -82,6 +88,7 @@ class DataConfig:
     prompt_negatives: bool = True
     prompt_background: bool = True
     prompt_dropout: PromptDropout = field(default_factory=PromptDropout)
+    prompt_type: PromptType = "keypoints"
 
     def __post_init__(self) -> None:
         prompt_grouping(self.prompt_grouping)
@@ -206,6 +213,12 @@ class TrainDataset(Dataset[TrainItem | None]):
         self.config = config
         self.occluders = occluders
         self.parsing_classes = None if parsing_classes is None else tuple(parsing_classes)
+        self.part_table = table_for_classes(self.parsing_classes)
+        if config.prompt_type == "parsing" and self.part_table is None:
+            raise ConfigError(
+                f"parsing prompts need part labels of a known table (kpr.masks.LABEL_TABLES); "
+                f"the dataset's parsing classes are {self.parsing_classes}"
+            )
         self.seed = seed
         self.skipped = 0
         self._transform = build_train_transform(config.augmentation)
@@ -249,19 +262,60 @@ class TrainDataset(Dataset[TrainItem | None]):
         )
         bank = self.occluders
         picker = None if bank is None else (lambda r: bank.pick(sample.pid, batch_pids, r))
-        out = self._transform(image, scores, skeletons.target, skeletons.negatives, rng, picker)
-        assert out.part_scores is not None
-        target, negatives = drop_prompt(
-            out.target, out.negatives, cfg.prompt_dropout, cfg.prompt_grouping, rng
+        masks = None if cfg.prompt_type == "keypoints" else self._prompt_masks(sample)
+        out = self._transform(
+            image, scores, skeletons.target, skeletons.negatives, rng, picker, masks
         )
+        assert out.part_scores is not None
+        if cfg.prompt_type == "keypoints":
+            target, negatives = drop_prompt(
+                out.target, out.negatives, cfg.prompt_dropout, cfg.prompt_grouping, rng
+            )
+            prompt = _prompt_tensor(target, negatives, cfg)
+        else:
+            assert out.masks is not None
+            kept = drop_mask_prompt(out.masks, cfg.prompt_dropout, cfg.prompt_grouping, rng)
+            prompt = _mask_prompt_tensor(kept, cfg)
         return TrainItem(
             image=torch.from_numpy(out.image),
-            prompt=_prompt_tensor(target, negatives, cfg),
+            prompt=prompt,
             target_masks=target_masks(out.part_scores, cfg.feature_hw),
             pid=sample.pid,
             camid=sample.camid,
             path=str(sample.image),
         )
+
+    def _prompt_masks(self, sample: ReIDSample) -> CropMasks:
+        """The sample's person mask, with its part labels for ``parsing`` prompts."""
+        if sample.masks is None:
+            raise DatasetError(
+                f"{sample.image}: no person mask (masks/<split>/<name>.png); mask-prompt training "
+                "needs one per sample"
+            )
+        person = read_person_mask(sample.masks)
+        if self.config.prompt_type == "masks":
+            return person
+        if sample.parsing is None or sample.parsing_format != "label_map":
+            raise DatasetError(
+                f"{sample.image}: no part-label map (parsing/<split>/<name>.png); parsing-prompt "
+                "training needs one per sample"
+            )
+        assert self.part_table is not None
+        return read_part_labels(sample.parsing, self.part_table, person)
+
+
+def _mask_prompt_tensor(masks: CropMasks | None, config: DataConfig) -> torch.Tensor:
+    """The float32 prompt of one image's masks (at the output size) for ``config``."""
+    assert config.prompt_type != "keypoints"
+    prompt = mask_prompt(
+        masks,
+        config.prompt_type,
+        config.prompt_grouping,
+        config.image_size,
+        with_negatives=config.prompt_negatives,
+        with_background=config.prompt_background,
+    )
+    return torch.from_numpy(prompt.astype(np.float32))
 
 
 def collate_train(items: Sequence[TrainItem | None]) -> TrainBatch:

@@ -8,7 +8,9 @@ colour jitter. Test-time crops are prepared by :class:`kpr.predictor.CropTransfo
 Keypoints travel through albumentations as rows (x, y, c, skeleton, joint): the extra columns pass
 through unchanged, and albumentations never removes a row (``remove_invisible=False``). This module
 sets c = 0 itself on points that leave the frame or fall in the dropout hole. Prompts are built
-afterwards, from the returned keypoints, at the final resolution.
+afterwards, from the returned keypoints, at the final resolution. Masks of mask prompts
+(:class:`~kpr.masks.CropMasks`) are resized nearest-neighbour, updated by BIPO and go through the
+same albumentations calls as an albumentations ``mask`` (the dropout hole shows no one).
 
 Deliberate difference from the official code: the dropout hole of the *normalised* image is filled
 with 0, i.e. the mean colour (officially it gets the raw mean values, e.g. 0.485, in normalised
@@ -33,6 +35,7 @@ from kpr.data.bipo import Occluder, apply_bipo  # noqa: E402
 from kpr.errors import ConfigError  # noqa: E402
 from kpr.imaging import resize_rgb  # noqa: E402
 from kpr.keypoints import NUM_KEYPOINTS, keypoints_in_frame, rescale_keypoints  # noqa: E402
+from kpr.masks import CropMasks  # noqa: E402
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -118,6 +121,8 @@ class Augmented:
         Identities pasted by BIPO.
     holes : tuple of (int, int, int, int)
         The dropout holes (x1, y1, x2, y2), end-exclusive; empty when dropout did not fire.
+    masks : CropMasks or None
+        The prompt masks at [H, W] (BIPO occluders are other people), when some were given.
     """
 
     image: NDArray[np.float32]
@@ -126,6 +131,7 @@ class Augmented:
     negatives: NDArray[np.float64]
     occluder_pids: tuple[int, ...] = ()
     holes: tuple[tuple[int, int, int, int], ...] = ()
+    masks: CropMasks | None = None
 
 
 def _resized(
@@ -186,6 +192,7 @@ class TrainTransform:
         negatives: NDArray[np.floating],
         rng: np.random.Generator,
         pick_occluder: OccluderPicker | None = None,
+        masks: CropMasks | None = None,
     ) -> Augmented:
         """Augment one training sample.
 
@@ -201,6 +208,8 @@ class TrainTransform:
             Source of every random choice (BIPO and albumentations), for reproducibility.
         pick_occluder : callable, optional
             Chooses BIPO occluders (e.g. from another identity of the batch); None disables BIPO.
+        masks : CropMasks, optional
+            Prompt masks at any size (the image's, usually).
 
         Returns
         -------
@@ -210,14 +219,18 @@ class TrainTransform:
         hw = cfg.image_size
         img, tgt, negs = _resized(image, target, negatives, hw)
         scores = part_scores
+        masks = None if masks is None else masks.resized(hw)
         occluder_pids: list[int] = []
         if pick_occluder is not None and rng.random() < cfg.bipo_p:
             for _ in range(int(rng.integers(1, cfg.bipo_max_count + 1))):
                 occluder = pick_occluder(rng)
                 if occluder is None:
                     break
-                res = apply_bipo(img, scores, tgt, negs, occluder, rng)
+                person = None if masks is None else masks.person
+                res = apply_bipo(img, scores, tgt, negs, occluder, rng, person)
                 img, scores, tgt, negs = res.image, res.part_scores, res.target, res.negatives
+                if masks is not None and res.person_mask is not None:
+                    masks = CropMasks(res.person_mask, masks.parts, masks.table, masks.source)
                 occluder_pids.append(res.occluder_pid)
 
         skeletons = np.concatenate([tgt[None], negs])
@@ -226,6 +239,9 @@ class TrainTransform:
         if scores is not None:
             # A [K, H, W] stack of masks is processed in one go, the fastest layout.
             data["masks"] = np.ascontiguousarray(scores, dtype=np.float32)
+        if masks is not None:
+            layers = [masks.person] if masks.parts is None else [masks.person, masks.parts]
+            data["mask"] = np.stack(layers, axis=-1)
         self._compose.set_random_seed(int(rng.integers(2**31)))
         out = self._compose(**data)
 
@@ -239,6 +255,12 @@ class TrainTransform:
         out_scores = None
         if scores is not None:
             out_scores = np.ascontiguousarray(out["masks"], dtype=np.float32)
+        out_masks = None
+        if masks is not None:
+            moved_masks = np.asarray(out["mask"], np.uint8).reshape(*hw, -1)
+            parts = None if masks.parts is None else np.ascontiguousarray(moved_masks[..., 1])
+            person = np.ascontiguousarray(moved_masks[..., 0])
+            out_masks = CropMasks(person, parts, masks.table, masks.source)
         return Augmented(
             image=np.ascontiguousarray(out["image"].transpose(2, 0, 1)),
             part_scores=out_scores,
@@ -246,6 +268,7 @@ class TrainTransform:
             negatives=moved[1:],
             occluder_pids=tuple(occluder_pids),
             holes=holes,
+            masks=out_masks,
         )
 
 

@@ -60,13 +60,15 @@ class OptimConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     """``every_epochs`` 0 = only after the last epoch. ``prompts``: evaluate with the keypoint
-    prompts, the empty prompt, or both. ``protocol`` None = the dataset's own. ``rerank``:
+    prompts, the mask prompts (mask-prompt models), the empty prompt, or ``both`` (the model's own
+    prompts and the empty one, :func:`kpr.engine.evaluate.prompt_modes`). ``protocol`` None = the
+    dataset's own. ``rerank``:
     k-reciprocal re-ranking of the distances (k1=20, k2=6, lambda=0.3; off in the official
     evaluator)."""
 
     every_epochs: int = 0
     batch_size: int = 128
-    prompts: Literal["keypoints", "empty", "both"] = "keypoints"
+    prompts: Literal["keypoints", "masks", "empty", "both"] = "keypoints"
     max_rank: int = 50
     protocol: Literal["market", "no_filter"] | None = None
     visualize: int = 10

@@ -43,7 +43,7 @@ def ensure_dataset(directory: Path, config: SyntheticConfig, progress: bool) -> 
     print(summary.format_table())
 
 
-def _remove_previous_run(run_dir: Path) -> None:
+def remove_training_run(run_dir: Path) -> None:
     """Delete a previous demo training run; refuse a directory that is not a kpr training run."""
     if not run_dir.exists():
         return
@@ -74,7 +74,7 @@ def run_demo(
     summaries: dict[str, dict[str, Any]] = {}
     for recipe in ("synthetic_kpr", "synthetic_baseline"):
         run_dir = out / recipe.removeprefix("synthetic_")
-        _remove_previous_run(run_dir)
+        remove_training_run(run_dir)
         config = load_train_config(
             resolve_recipe(recipe),
             [f"dataset.root={data}", f"output_dir={run_dir}", f"seed={seed}", *overrides],

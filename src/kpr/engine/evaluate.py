@@ -27,6 +27,16 @@ from kpr.errors import ConfigError, KPRError
 from kpr.imaging import read_rgb
 from kpr.keypoints import VISIBILITY_THRESHOLD
 from kpr.keypoints.groupings import target_grouping
+from kpr.masks import (
+    CropMasks,
+    MaskDegradation,
+    PartLabelTable,
+    degrade,
+    read_part_labels,
+    read_person_mask,
+    table_for_classes,
+)
+from kpr.modeling.config import KPRConfig
 from kpr.modeling.kpr import KPR
 from kpr.predictor import (
     Backend,
@@ -41,7 +51,19 @@ from kpr.retrieval.metrics import RankResult, evaluate_rank, results_by_decile
 from kpr.retrieval.rerank import k_reciprocal_rerank
 
 log = logging.getLogger(__name__)
-PromptMode = Literal["keypoints", "empty"]
+PromptMode = Literal["keypoints", "masks", "empty"]
+PROMPT_MODES: tuple[PromptMode, ...] = ("keypoints", "masks", "empty")
+
+
+def prompt_modes(setting: str, config: KPRConfig) -> list[PromptMode]:
+    """The prompt modes of an ``eval.prompts`` setting for a model: ``both`` = the model's own
+    prompts (keypoints, or masks for ``masks``/``parsing`` models) and the empty prompt."""
+    own: PromptMode = "keypoints" if config.prompt_type == "keypoints" else "masks"
+    if setting == "both":
+        return [own, "empty"]
+    if setting not in PROMPT_MODES:
+        raise ConfigError(f"prompts: expected one of {[*PROMPT_MODES, 'both']}, got {setting!r}")
+    return [setting]  # type: ignore[list-item]
 
 
 @dataclass(frozen=True)
@@ -102,13 +124,21 @@ class EvalDataset(Dataset[PreparedCrop]):
     samples : sequence of ReIDSample
     transform : CropTransform
         The model's crop transform (``KPRPredictor.transform``).
-    prompt_mode : {"keypoints", "empty"}
-        ``"empty"`` gives every image the empty prompt, e.g. to evaluate a model without prompts.
+    prompt_mode : {"keypoints", "masks", "empty"}
+        ``"empty"`` gives every image the empty prompt, e.g. to evaluate a model without prompts;
+        ``"masks"`` prompts mask-prompt models from each sample's person mask (``masks``) and,
+        for ``parsing`` models, its part labels (``parsing``); a sample without a mask file gets
+        the empty prompt.
     drop_keypoints : float in [0, 1]
         Fraction of each image's target keypoints removed at random before its prompt is built
         (see :func:`drop_keypoints`), to measure robustness to missing keypoints.
     drop_seed : int
         Seed of that removal; each image's draw depends only on this seed and its path.
+    degrade_masks : MaskDegradation, optional
+        ``"masks"`` mode: degrade every mask (:func:`kpr.masks.degrade`, keyed by the image path),
+        to imitate a real segmenter.
+    part_table : PartLabelTable, optional
+        The classes of the samples' part labels (``parsing`` models).
     """
 
     def __init__(
@@ -118,9 +148,13 @@ class EvalDataset(Dataset[PreparedCrop]):
         prompt_mode: PromptMode = "keypoints",
         drop_keypoints: float = 0.0,
         drop_seed: int = 0,
+        degrade_masks: MaskDegradation | None = None,
+        part_table: PartLabelTable | None = None,
     ) -> None:
-        if prompt_mode not in ("keypoints", "empty"):
-            raise ConfigError(f"prompt_mode must be 'keypoints' or 'empty', got {prompt_mode!r}")
+        if prompt_mode not in PROMPT_MODES:
+            raise ConfigError(
+                f"prompt_mode must be one of {list(PROMPT_MODES)}, got {prompt_mode!r}"
+            )
         if not 0.0 <= drop_keypoints <= 1.0:
             raise ConfigError(f"drop_keypoints must be in [0, 1], got {drop_keypoints}")
         self.samples = samples
@@ -128,6 +162,8 @@ class EvalDataset(Dataset[PreparedCrop]):
         self.prompt_mode = prompt_mode
         self.drop_keypoints = drop_keypoints
         self.drop_seed = drop_seed
+        self.degrade_masks = degrade_masks
+        self.part_table = part_table
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -137,6 +173,8 @@ class EvalDataset(Dataset[PreparedCrop]):
         image = read_rgb(sample.image)
         if self.prompt_mode == "empty":
             return self.transform(image, None, None, str(sample.image))
+        if self.prompt_mode == "masks":
+            return self.transform(image, None, None, str(sample.image), self._masks(sample))
         skeletons = read_sample_keypoints(sample)
         target = skeletons.target
         if self.drop_keypoints > 0:
@@ -144,6 +182,21 @@ class EvalDataset(Dataset[PreparedCrop]):
             target = drop_keypoints(target, self.drop_keypoints, rng)
         name = str(sample.keypoints or sample.image)
         return self.transform(image, target, skeletons.negatives, name)
+
+    def _masks(self, sample: ReIDSample) -> CropMasks | None:
+        if sample.masks is None:
+            return None
+        masks = read_person_mask(sample.masks)
+        if self.transform.config.prompt_type == "parsing":
+            if sample.parsing is None or self.part_table is None:
+                raise KPRError(
+                    f"{sample.image}: a parsing-prompt model needs the sample's part-label map "
+                    "of a known table (kpr.masks.LABEL_TABLES)"
+                )
+            masks = read_part_labels(sample.parsing, self.part_table, masks)
+        if self.degrade_masks is not None:
+            masks = degrade(masks, self.degrade_masks, str(sample.image))
+        return masks
 
 
 def collate_crops(items: Sequence[PreparedCrop]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -162,17 +215,28 @@ def embed_samples(
     prompt_mode: PromptMode = "keypoints",
     drop_keypoints: float = 0.0,
     drop_seed: int = 0,
+    degrade_masks: MaskDegradation | None = None,
+    part_table: PartLabelTable | None = None,
     batch_size: int = 128,
     workers: int = 0,
     use_cameras: bool = True,
     part_masks: bool = False,
     progress: bool = False,
 ) -> Embeddings:
-    """Embed dataset samples through ``predictor`` (prompts from their keypoints, or empty).
+    """Embed dataset samples through ``predictor`` (prompts from their keypoints or masks, or
+    empty; see :class:`EvalDataset`).
 
     ``part_masks`` keeps each crop's part maps, in float16 (for ranking grids).
     """
-    dataset = EvalDataset(samples, predictor.transform, prompt_mode, drop_keypoints, drop_seed)
+    dataset = EvalDataset(
+        samples,
+        predictor.transform,
+        prompt_mode,
+        drop_keypoints,
+        drop_seed,
+        degrade_masks,
+        part_table,
+    )
     loader = DataLoader(
         dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_crops
     )
@@ -231,6 +295,7 @@ def evaluate(
     prompt_mode: PromptMode = "keypoints",
     drop_keypoints: float = 0.0,
     drop_seed: int = 0,
+    degrade_masks: MaskDegradation | None = None,
     batch_size: int = 128,
     workers: int = 0,
     max_rank: int = 50,
@@ -248,6 +313,7 @@ def evaluate(
     """Rank-k / mAP / mINP of ``model`` on ``dataset``'s query and gallery splits.
 
     ``rerank`` scores k-reciprocal re-ranked distances (``kpr.retrieval.rerank``) instead.
+    ``degrade_masks`` degrades the masks of ``prompt_mode="masks"`` (:class:`EvalDataset`).
     ``precision``/``backend``/``onnx_file`` choose the inference path (see
     :class:`~kpr.predictor.KPRPredictor`). ``visualize`` > 0 writes that many ranking grids to
     ``vis_dir``, from the part maps kept while embedding (float16: ~18 KB per crop at 128×64,
@@ -258,10 +324,15 @@ def evaluate(
     device = next(model.parameters()).device
     predictor = KPRPredictor(model, device, precision, backend=backend, onnx_file=onnx_file)
     draw = bool(visualize and vis_dir is not None)
+    if draw and model.config.head == "global":
+        log.info("no ranking grids: a global-embedding model has no part maps to draw")
+        draw = False
     kwargs = dict(
         prompt_mode=prompt_mode,
         drop_keypoints=drop_keypoints,
         drop_seed=drop_seed,
+        degrade_masks=degrade_masks,
+        part_table=table_for_classes(dataset.parsing_classes),
         batch_size=batch_size,
         workers=workers,
         use_cameras=use_cameras,

@@ -29,7 +29,7 @@ from kpr.data.train_dataset import DataConfig, TrainBatch, TrainDataset, collate
 from kpr.devices import resolve_device
 from kpr.engine.config import TrainConfig, resolve_augmentation
 from kpr.engine.distributed import DistInfo, barrier, init_distributed, mean_across_ranks
-from kpr.engine.evaluate import EvalResult, eval_dataset_for, evaluate
+from kpr.engine.evaluate import EvalResult, eval_dataset_for, evaluate, prompt_modes
 from kpr.engine.schedule import set_epoch_lr, warmup_cosine_lr
 from kpr.engine.training_state import (
     read_training_state,
@@ -39,9 +39,10 @@ from kpr.engine.training_state import (
 )
 from kpr.errors import ConfigError, KPRError
 from kpr.io_utils import write_text_atomic
-from kpr.losses.gilt import GiLtLoss, LossWeights
+from kpr.losses import LossWeights, build_loss
 from kpr.modeling.build import model_config
 from kpr.modeling.kpr import KPR
+from kpr.modeling.part_head import PartHead
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ def data_config_for(config: TrainConfig, model: KPR) -> DataConfig:
         on_error=config.on_bad_sample,
         prompt_negatives=mc.prompt_negatives,
         prompt_background=mc.prompt_background,
+        prompt_type=mc.prompt_type,
         prompt_dropout=config.prompt_dropout,
     )
 
@@ -97,8 +99,11 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def freeze_unused_branches(model: KPR, weights: LossWeights) -> None:
     """Freeze what no loss term reaches: the background branch and the per-part BNNecks always (as
-    officially, they never receive a gradient), and each branch whose loss weight is 0."""
+    officially, they never receive a gradient), and each branch whose loss weight is 0. A global
+    head's one branch is always trained."""
     head = model.head
+    if not isinstance(head, PartHead):
+        return
     unused = [head.reduce_background, head.neck_background, head.neck_parts]
     if weights.id_global == 0:
         unused += [head.reduce_global, head.neck_global]
@@ -194,7 +199,7 @@ class Trainer:
             momentum=config.optim.momentum,
             weight_decay=config.optim.weight_decay,
         )
-        self.loss = GiLtLoss(config.loss)
+        self.loss = build_loss(self.model.config.head, config.loss)
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self._ddp_frozen: bool | None = None
@@ -409,8 +414,7 @@ class Trainer:
         return results
 
     def _eval_modes(self) -> list[str]:
-        mode = self.config.eval.prompts
-        return ["keypoints", "empty"] if mode == "both" else [mode]
+        return list(prompt_modes(self.config.eval.prompts, self.model.config))
 
     def fit(self, resume: bool = False) -> TrainResult:
         if resume:

@@ -66,6 +66,9 @@ def export_onnx_bytes(model: KPR, opset: int = DEFAULT_OPSET) -> bytes:
             f"opset: expected an integer in [{MIN_OPSET}, {onnx.defs.onnx_opset_version()}] "
             f"(the exporter emits opset {MIN_OPSET} or newer), got {opset!r}"
         )
+    if model.config.head == "global":
+        # The exported graph's outputs include the part maps, which a global head does not have.
+        raise KPRError("export: global-embedding models (head 'global') are not supported")
     from kpr import __version__
 
     model = model.float().cpu().eval()

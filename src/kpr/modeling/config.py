@@ -12,6 +12,11 @@ from kpr.errors import ConfigError
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+PromptType = Literal["keypoints", "masks", "parsing"]
+PROMPT_TYPES: tuple[PromptType, ...] = ("keypoints", "masks", "parsing")
+HeadType = Literal["parts", "global"]
+HEAD_TYPES: tuple[HeadType, ...] = ("parts", "global")
+
 SOLIDER_NAMES = (
     "solider_swin",
     "solider_swin_base_patch4_window7_224",
@@ -58,6 +63,15 @@ class KPRConfig:
     prompt_negatives, prompt_background:
         Whether the prompt has the negative-keypoint and background channels
         (prompt channels = Kp + 2 with both, the official default).
+    prompt_type:
+        What the prompt is drawn from (channel order [background, negatives, then the target's
+        channels], each optional channel removed when switched off):
+        ``keypoints`` (the paper's and the official models'): one Gaussian heatmap per group of
+        ``prompt_grouping``, Kp target channels;
+        ``masks``: the paper's "double-channel map", the target's segmentation mask (1 target
+        channel) and the other people's as the negatives channel;
+        ``parsing``: the target's body-part masks from a human parser, one channel per group of
+        ``prompt_grouping`` (Kp target channels), see :mod:`kpr.masks`.
     num_cameras, camera_scale:
         SIE camera embedding (TransReID style); 0 cameras = none.
     fusion_stages:
@@ -74,6 +88,10 @@ class KPRConfig:
     binary_visibility:
         Part k is visible iff it wins the argmax at ≥ 1 feature pixel (official default);
         otherwise visibility is the part map's maximum probability.
+    head:
+        ``parts``: the part-based head (PBH, the paper's model). ``global``: one globally
+        average-pooled embedding and nothing else (the paper's Exp. 1 and 7 ablation baseline):
+        embeddings [N, 1, D], always visible, no part maps, trained without part losses.
     """
 
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
@@ -82,6 +100,7 @@ class KPRConfig:
     target_grouping: str = "eight"
     prompt_negatives: bool = True
     prompt_background: bool = True
+    prompt_type: PromptType = "keypoints"
     num_cameras: int = 0
     camera_scale: float = 3.0
     fusion_stages: tuple[int, ...] = (0, 1, 2, 3)
@@ -91,12 +110,19 @@ class KPRConfig:
     binary_visibility: bool = True
     pixel_mean: tuple[float, float, float] = IMAGENET_MEAN
     pixel_std: tuple[float, float, float] = IMAGENET_STD
+    head: HeadType = "parts"
 
     def __post_init__(self) -> None:
         h, w = as_hw(self.image_size, "image_size")
         if h % 32 or w % 32:
             # 4× patch embedding then three 2× patch merges: Swin needs multiples of 32.
             raise ConfigError(f"image_size: expected (H, W) multiples of 32, got ({h}, {w})")
+        if self.prompt_type not in PROMPT_TYPES:
+            raise ConfigError(
+                f"prompt_type: expected one of {list(PROMPT_TYPES)}, got {self.prompt_type!r}"
+            )
+        if self.head not in HEAD_TYPES:
+            raise ConfigError(f"head: expected one of {list(HEAD_TYPES)}, got {self.head!r}")
         for name in ("pixel_mean", "pixel_std"):
             value = getattr(self, name)
             if len(value) != 3 or not all(math.isfinite(v) for v in value):
@@ -125,7 +151,8 @@ class KPRConfig:
     def prompt_channels(self) -> int:
         from kpr.keypoints.groupings import prompt_grouping
 
-        kp = prompt_grouping(self.prompt_grouping).num_parts
+        groups = prompt_grouping(self.prompt_grouping).num_parts
+        kp = 1 if self.prompt_type == "masks" else groups
         return kp + int(self.prompt_negatives) + int(self.prompt_background)
 
     @property

@@ -1,4 +1,4 @@
-"""The KPR model: promptable Swin backbone + multi-stage fusion + part-based head."""
+"""The KPR model: promptable Swin backbone + multi-stage fusion + part-based (or global) head."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from kpr.errors import ConfigError, KPRError, PromptError
 from kpr.modeling.backbones import build_backbone
 from kpr.modeling.config import KPRConfig
 from kpr.modeling.fusion import MultiStageFusion
+from kpr.modeling.global_head import GlobalHead
 from kpr.modeling.outputs import KPROutput
 from kpr.modeling.part_head import PartHead
 from kpr.modeling.prompt_encoder import PromptEncoder
@@ -48,13 +49,19 @@ class KPR(nn.Module):
         self.fusion = MultiStageFusion(
             tuple(stage_dims[i] for i in config.fusion_stages), fusion_dim
         )
-        self.head = PartHead(
-            fusion_dim,
-            config.num_parts,
-            config.embedding_dim,
-            config.num_classes,
-            config.binary_visibility,
-        )
+        self.head: PartHead | GlobalHead
+        if config.head == "global":
+            self.head = GlobalHead(
+                fusion_dim, config.embedding_dim, config.num_classes, config.binary_visibility
+            )
+        else:
+            self.head = PartHead(
+                fusion_dim,
+                config.num_parts,
+                config.embedding_dim,
+                config.num_classes,
+                config.binary_visibility,
+            )
 
     def _check_inputs(self, images: torch.Tensor, prompts: torch.Tensor | None) -> None:
         h, w = self.config.image_size

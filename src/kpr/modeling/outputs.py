@@ -9,13 +9,14 @@ import torch
 
 @dataclass(frozen=True)
 class Branches:
-    """One tensor per embedding branch. ``parts`` is [N, K, …]; the others are [N, …]."""
+    """One tensor per embedding branch. ``parts`` is [N, K, …]; the others are [N, …]. A global
+    head (``KPRConfig.head="global"``) has only ``global_``."""
 
     global_: torch.Tensor
-    foreground: torch.Tensor
-    background: torch.Tensor
-    concat: torch.Tensor
-    parts: torch.Tensor
+    foreground: torch.Tensor | None = None
+    background: torch.Tensor | None = None
+    concat: torch.Tensor | None = None
+    parts: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,10 @@ class KPROutput:
     visibility:
         [N, 1+K] bool (binary mode) or float in [0, 1] (continuous mode); slot 0 is the foreground.
     part_masks:
-        [N, K+1, Hf, Wf] softmax over the pixel classifier's logits; channel 0 = background.
+        [N, K+1, Hf, Wf] softmax over the pixel classifier's logits; channel 0 = background
+        (None for a global head).
     pixel_logits:
-        [N, K+1, Hf, Wf] pixel-to-part logits.
+        [N, K+1, Hf, Wf] pixel-to-part logits (None for a global head).
     features:
         [N, Df, Hf, Wf] fused spatial features (only with ``full=True`` or in training).
     branch_embeddings, bn_embeddings:
@@ -43,8 +45,8 @@ class KPROutput:
 
     embeddings: torch.Tensor
     visibility: torch.Tensor
-    part_masks: torch.Tensor
-    pixel_logits: torch.Tensor
+    part_masks: torch.Tensor | None
+    pixel_logits: torch.Tensor | None
     features: torch.Tensor | None = None
     branch_embeddings: Branches | None = None
     bn_embeddings: Branches | None = None

@@ -24,6 +24,8 @@ The dataset is written in the generic ``kpr-folder/1`` layout (see ``docs/datase
       images/<split>/<name>.png       [H, W, 3] RGB crops
       keypoints/<split>/<name>.json   [{"keypoints": [[x, y, c] x 17], "is_target": true}, ...]
       parsing/<split>/<name>.png      [H, W] uint8 part labels of the target's visible pixels
+      masks/<split>/<name>.png        [H, W] uint8 person mask: 0 background (objects included),
+                                      1 target, 2 other people (the prompts of mask-prompt models)
 
 ``split`` is ``train``, ``query`` or ``gallery``; train and test (query + gallery) identities are
 disjoint. Per test identity, ``query_fraction`` of its images are queries, of two kinds so that
@@ -75,7 +77,7 @@ from kpr.synthetic.people import (
 GENERATOR_NAME = "kpr.synthetic"
 # Datasets written before the generator left ``kpr.data`` carry its old module name.
 _OUR_GENERATORS = (GENERATOR_NAME, "kpr.data.synthetic")
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 OCCLUSION_KINDS: tuple[str, ...] = ("none", "object", "multi_person")
 SPLITS: tuple[str, ...] = ("train", "query", "gallery")
 ANNOTATION_COLUMNS: tuple[str, ...] = (
@@ -131,6 +133,7 @@ class SyntheticConfig:
     query_fraction: float = 0.2
     single_person_query_share: float = 0.5
     write_parsing: bool = True
+    write_masks: bool = True
 
     def __post_init__(self) -> None:
         positive = ("num_images", "num_train_ids", "num_test_ids", "team_size", "num_cameras")
@@ -677,21 +680,35 @@ def _png(array: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def _relative_paths(split: str, name: str, write_parsing: bool) -> list[str]:
-    """Image, keypoints and (optionally) parsing paths of one sample, relative to the root."""
+def _relative_paths(
+    split: str, name: str, write_parsing: bool, write_masks: bool = False
+) -> list[str]:
+    """Image, keypoints and (optionally) parsing and mask paths of one sample, relative to the
+    root, in that order."""
     paths = [f"images/{split}/{name}.png", f"keypoints/{split}/{name}.json"]
-    return paths + [f"parsing/{split}/{name}.png"] if write_parsing else paths
+    paths += [f"parsing/{split}/{name}.png"] if write_parsing else []
+    return paths + [f"masks/{split}/{name}.png"] if write_masks else paths
+
+
+def person_mask(owner: np.ndarray) -> np.ndarray:
+    """Owner codes [H, W] → the person mask [H, W] uint8: 0 background (objects included),
+    1 target, 2 other people (the OWNER_* codes of people are the mask values)."""
+    return np.where(owner == OWNER_OBJECT, OWNER_BACKGROUND, owner).astype(np.uint8)
 
 
 def _render_and_write(world: SyntheticWorld, out: Path, plan: ImagePlan) -> _Written:
     """Render ``plan`` and write its files (test images to ``gallery`` until queries are known)."""
     sample = render_sample(world, plan)
     split = "train" if world.is_train(plan.pid) else "gallery"
-    paths = [out / rel for rel in _relative_paths(split, plan.name, world.config.write_parsing)]
+    config = world.config
+    rels = _relative_paths(split, plan.name, config.write_parsing, config.write_masks)
+    paths = [out / rel for rel in rels]
     write_bytes_atomic(paths[0], _png(cv2.cvtColor(sample.image, cv2.COLOR_RGB2BGR)))
     write_keypoints_file(paths[1], sample.target_keypoints, sample.negative_keypoints)
-    if world.config.write_parsing:
+    if config.write_parsing:
         write_bytes_atomic(paths[2], _png(sample.parsing))
+    if config.write_masks:
+        write_bytes_atomic(paths[-1], _png(person_mask(sample.owner)))
     return _Written(
         plan=plan,
         split=split,
@@ -759,6 +776,7 @@ _OWNED_ENTRIES = (
     "images",
     "keypoints",
     "parsing",
+    "masks",
     "annotations.csv",
     "dataset.json",
     "contact_sheet.png",
@@ -837,7 +855,7 @@ def generate_synthetic_dataset(
                 )
             for rec, split in zip(group, splits, strict=True):
                 if split != rec.split:
-                    _move_sample(out, rec.plan.name, rec.split, split, config.write_parsing)
+                    _move_sample(out, rec.plan.name, rec.split, split, config)
                 rows.append(_table_row(rec, split, world))
     finally:
         bar.close()
@@ -851,9 +869,10 @@ def generate_synthetic_dataset(
     )
 
 
-def _move_sample(out: Path, name: str, old: str, new: str, write_parsing: bool) -> None:
-    olds = _relative_paths(old, name, write_parsing)
-    for src, dst in zip(olds, _relative_paths(new, name, write_parsing), strict=True):
+def _move_sample(out: Path, name: str, old: str, new: str, config: SyntheticConfig) -> None:
+    flags = (config.write_parsing, config.write_masks)
+    olds = _relative_paths(old, name, *flags)
+    for src, dst in zip(olds, _relative_paths(new, name, *flags), strict=True):
         (out / dst).parent.mkdir(parents=True, exist_ok=True)
         os.replace(out / src, out / dst)
 

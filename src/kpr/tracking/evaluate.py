@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from kpr.errors import DatasetError
+from kpr.errors import DatasetError, KPRError
 from kpr.tracking.matching import box_iou
 
 Similarity = Literal["boxes", "keypoints"]
@@ -146,7 +146,13 @@ def evaluate_sequences(
 ) -> TrackingMetrics:
     """Metrics over several sequences (trackeval's ``combine_sequences``); ``pred`` must hold
     every sequence of ``gt`` (an empty mapping is an empty prediction)."""
-    from trackeval.metrics import CLEAR, HOTA, Identity
+    try:
+        from trackeval.metrics import CLEAR, HOTA, Identity
+    except ImportError:
+        raise KPRError(
+            "tracking metrics need trackeval, which is not installed: "
+            "pip install --no-deps trackeval==1.3.0 tabulate (docs/tracking.md)"
+        ) from None
 
     quiet = {"PRINT_CONFIG": False}
     metrics = {"HOTA": HOTA(), "CLEAR": CLEAR(quiet), "Identity": Identity(quiet)}

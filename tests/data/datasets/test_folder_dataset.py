@@ -21,7 +21,7 @@ from kpr.data.datasets.folder import (
     parse_filename,
     synthetic,
 )
-from kpr.errors import BadSampleWarning, ConfigError, DatasetError, ImageReadError
+from kpr.errors import BadSampleWarning, ConfigError, DatasetError, ImageReadError, KPRError
 from kpr.keypoints import write_keypoints_file
 from kpr.synthetic import SyntheticConfig, generate_synthetic_dataset
 
@@ -309,3 +309,37 @@ def test_csv_errors(synth_root: Path) -> None:
     write_keypoints_file(orphan, np.zeros((17, 3)))
     with pytest.raises(DatasetError, match=f"keypoints file {orphan} does not pair"):
         folder(synth_root, verbose=False)
+
+
+def test_person_masks_are_picked_up(synth_root: Path) -> None:
+    data = synthetic(synth_root, verbose=False)
+    for sample in (*data.train, *data.query, *data.gallery):
+        rel = sample.image.relative_to(synth_root / "images")
+        assert sample.masks == synth_root / "masks" / rel
+    assert all(s.masks is None for s in synthetic(synth_root, masks=False, verbose=False).train)
+
+
+def test_a_bad_person_mask_names_the_file_and_values(synth_root: Path) -> None:
+    path = next((synth_root / "masks" / "train").glob("*.png"))
+    labels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    labels[0, 0] = 7
+    cv2.imwrite(str(path), labels)
+    with pytest.raises(KPRError, match=rf"{path}: unknown label value\(s\) \[7\]"):
+        synthetic(synth_root, verbose=False)
+    with pytest.warns(BadSampleWarning):
+        data = synthetic(synth_root, on_bad_sample="skip", verbose=False)
+    assert all(s.masks != path for s in data.train)
+
+
+def test_a_person_mask_of_another_size_than_its_image_is_refused(synth_root: Path) -> None:
+    path = next((synth_root / "masks" / "query").glob("*.png"))
+    cv2.imwrite(str(path), np.zeros((5, 5), np.uint8))
+    with pytest.raises(DatasetError, match=rf"{path}: person mask is 5x5 \(HxW\), the image is"):
+        synthetic(synth_root, verbose=False)
+
+
+def test_a_missing_person_mask_is_reported(synth_root: Path) -> None:
+    path = next((synth_root / "masks" / "gallery").glob("*.png"))
+    path.unlink()
+    with pytest.raises(DatasetError, match="missing masks file"):
+        synthetic(synth_root, verbose=False)

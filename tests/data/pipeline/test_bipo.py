@@ -215,3 +215,21 @@ def test_pick_returns_none_when_only_the_sample_identity_exists():
     only = OccluderBank(by_pid={7: (blob_occluder(7),)}, frame_hw=HW)
     assert only.pick(7, {7, 8}, np.random.default_rng(0)) is None
     assert only.pick(3, set(), np.random.default_rng(0)).pid == 7
+
+
+def test_the_pasted_person_becomes_other_people_in_the_person_mask():
+    image, scores, target, negatives = random_sample(np.random.default_rng(4))
+    person = np.zeros(HW, np.uint8)
+    person[20:110, 16:48] = 1
+    person[:12] = 2
+    occ = blob_occluder()
+    with_mask = apply_bipo(image, scores, target, negatives, occ, np.random.default_rng(2), person)
+    plain = apply_bipo(image, scores, target, negatives, occ, np.random.default_rng(2))
+    covered = with_mask.alpha > 0.5
+    assert covered.any() and (person[covered] == 1).any()
+    assert (with_mask.person_mask[covered] == 2).all()
+    np.testing.assert_array_equal(with_mask.person_mask[~covered], person[~covered])
+    # the mask changes nothing else, and no mask gives none
+    np.testing.assert_array_equal(with_mask.image, plain.image)
+    np.testing.assert_array_equal(with_mask.negatives, plain.negatives)
+    assert plain.person_mask is None

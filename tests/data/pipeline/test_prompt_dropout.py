@@ -115,3 +115,75 @@ def test_training_prompts_get_the_dropout_and_labels_do_not(train_samples):
     assert (b.prompt[0] == 1).all()
     np.testing.assert_array_equal(a.target_masks.numpy(), b.target_masks.numpy())
     np.testing.assert_array_equal(a.image.numpy(), b.image.numpy())
+
+
+def test_alone_dropout_empties_only_prompts_without_other_people():
+    target, negatives = _skeletons()
+    dropout = PromptDropout(alone_p=1.0)
+    # Another person is drawn: the prompt is kept whole.
+    t, n = drop_prompt(target, negatives, dropout, "cck8", np.random.default_rng(0))
+    np.testing.assert_array_equal(t, target)
+    np.testing.assert_array_equal(n, negatives)
+    # Negatives whose keypoints are all below the drawing threshold do not count as a person.
+    faint = negatives.copy()
+    faint[..., 2] = 0.2
+    for others in (negatives[:0], faint):
+        t, n = drop_prompt(target, others, dropout, "cck8", np.random.default_rng(0))
+        assert (t[:, 2] == 0).all()
+        np.testing.assert_array_equal(t[:, :2], target[:, :2])
+
+
+def test_alone_dropout_rate_matches_its_probability():
+    target, _ = _skeletons()
+    rng = np.random.default_rng(3)
+    dropout = PromptDropout(alone_p=0.25)
+    empty = [
+        not drop_prompt(target, np.zeros((0, 17, 3)), dropout, "cck8", rng)[0][:, 2].any()
+        for _ in range(4000)
+    ]
+    assert abs(np.mean(empty) - 0.25) < 0.025
+
+
+def _masks(with_parts: bool):
+    from kpr.masks import KPR_REGIONS, part_labels, person_mask
+
+    person = np.array([[1, 1, 1, 2], [1, 1, 0, 2]], np.uint8)
+    if not with_parts:
+        return person_mask(person)
+    # head, torso, left upper arm, left foot on the target
+    parts = np.array([[1, 2, 3, 0], [11, 2, 0, 0]], np.uint8)
+    return part_labels(parts, KPR_REGIONS, person=person_mask(person))
+
+
+@pytest.mark.parametrize("with_parts", [False, True])
+def test_mask_dropout_removes_the_prompt_or_the_negatives(with_parts):
+    from kpr.data.prompt_dropout import drop_mask_prompt
+
+    masks = _masks(with_parts)
+    rng = np.random.default_rng(0)
+    assert drop_mask_prompt(masks, PromptDropout(), "cck8", rng) is masks
+    assert rng.random() == np.random.default_rng(0).random()
+    assert drop_mask_prompt(masks, PromptDropout(prompt_p=1.0), "cck8", rng) is None
+    kept = drop_mask_prompt(masks, PromptDropout(negatives_p=1.0), "cck8", rng)
+    assert not kept.others.any() and np.array_equal(kept.target, masks.target)
+
+
+def test_mask_group_dropout_drops_the_target_or_its_part_labels():
+    from kpr.data.prompt_dropout import drop_mask_prompt
+
+    rng = np.random.default_rng(0)
+    plain = drop_mask_prompt(_masks(False), PromptDropout(group_p=1.0), "cck8", rng)
+    assert not plain.target.any() and plain.others.sum() == 2
+    parted = drop_mask_prompt(_masks(True), PromptDropout(group_p=1.0), "cck8", rng)
+    assert not parted.parts.any()
+    assert np.array_equal(parted.person, _masks(True).person)  # the target stays the target
+    # each group is dropped on its own: over seeds every part label is both kept and dropped
+    seen = []
+    for seed in range(30):
+        out = drop_mask_prompt(
+            _masks(True), PromptDropout(group_p=0.5), "cck6", np.random.default_rng(seed)
+        )
+        assert np.array_equal(out.target, _masks(True).target)
+        seen.append(set(np.unique(out.parts)) - {0})
+    for label in (1, 2, 3, 11):
+        assert any(label in kept for kept in seen) and any(label not in kept for kept in seen)

@@ -137,3 +137,44 @@ def test_bipo_occluders_come_from_the_other_ids_of_the_batch(train_samples, bank
             assert occluder_pid != pid and occluder_pid in ref.batch_pids
         # the occluder's skeleton became a negative prompt somewhere in the batch
         assert any(item.prompt[1].max() > 0.9 for item in items)
+
+
+@pytest.mark.parametrize(("prompt_type", "channels"), [("masks", 3), ("parsing", 10)])
+def test_mask_prompt_models_train_on_the_augmented_person_masks(
+    train_samples, bank, prompt_type, channels
+):
+    from kpr.masks import read_person_mask
+
+    config = dataclasses.replace(
+        CONFIG,
+        augmentation=AugmentationConfig(image_size=HW, bipo_p=0.0, dropout_p=0.0, pad=0),
+        prompt_type=prompt_type,
+    )
+    data = TrainDataset(train_samples, config, occluders=bank, parsing_classes=PARSING_CLASSES)
+    for index in range(6):
+        item = data[index]
+        assert item.prompt.shape == (channels, *HW)
+        person = read_person_mask(train_samples[index].masks)  # written at the model's size
+        np.testing.assert_array_equal(item.prompt[1].numpy(), person.others)
+        target = item.prompt[2:].amax(0).numpy() > 0
+        assert (target <= person.target).all() and target.any()
+        if prompt_type == "masks":
+            np.testing.assert_array_equal(target, person.target)
+    with_bipo = dataclasses.replace(
+        config, augmentation=AugmentationConfig(image_size=HW, bipo_p=1.0)
+    )
+    item = TrainDataset(train_samples, with_bipo, occluders=bank, parsing_classes=PARSING_CLASSES)[
+        0
+    ]
+    assert item.prompt[1].sum() > 0  # the pasted occluder is other people
+
+
+def test_mask_prompt_training_needs_a_mask_per_sample(train_samples):
+    from kpr.errors import DatasetError
+
+    config = dataclasses.replace(CONFIG, prompt_type="masks")
+    bare = [dataclasses.replace(s, masks=None) for s in train_samples[:2]]
+    with pytest.raises(DatasetError, match=rf"{bare[0].image}: no person mask"):
+        TrainDataset(bare, config, parsing_classes=PARSING_CLASSES)[0]
+    with pytest.raises(ConfigError, match="parsing prompts need part labels of a known table"):
+        TrainDataset(bare, dataclasses.replace(config, prompt_type="parsing"))

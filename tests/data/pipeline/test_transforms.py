@@ -184,3 +184,27 @@ def test_output_keypoints_visible_iff_in_frame_and_outside_hole(xy, seed):
     for x1, y1, x2, y2 in out.holes:
         visible &= ~((x >= x1) & (x < x2) & (y >= y1) & (y < y2))
     np.testing.assert_array_equal(out.target[:, 2] > 0, visible)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_prompt_masks_move_with_the_image_and_the_hole_shows_no_one(seed):
+    from kpr.masks import LIP, part_labels, person_mask
+
+    rng = np.random.default_rng(seed)
+    image, scores, target, negatives = dotted_sample(rng, (H, W))
+    # masks at twice the image's size: resized nearest-neighbour to it first
+    bright = np.kron(image[..., 0] > 128, np.ones((2, 2), bool))
+    person = np.where(bright, 1, 2).astype(np.uint8)
+    masks = part_labels(np.where(bright, 13, 0), LIP, person=person_mask(person))
+    config = dataclasses.replace(NO_DROPOUT, dropout_p=1.0)
+    out = build_train_transform(config)(image, None, target, negatives, rng, masks=masks)
+    assert out.masks is not None and out.masks.hw == (H, W) and out.masks.table is LIP
+    shown = denormalised(out.image)[..., 0]
+    x1, y1, x2, y2 = out.holes[0]
+    hole = np.zeros((H, W), bool)
+    hole[y1:y2, x1:x2] = True
+    padding = np.isclose(shown, 0.0, atol=1.0) & ~hole
+    assert np.array_equal(out.masks.target, (shown > 128) & ~hole)
+    assert np.array_equal(out.masks.parts == 13, out.masks.target)
+    assert not out.masks.person[hole].any() and not out.masks.person[padding].any()
+    assert (out.masks.person[~hole & ~padding & (shown < 128)] == 2).all()

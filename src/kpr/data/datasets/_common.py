@@ -270,6 +270,8 @@ def build_samples(
     verify: bool,
     check_parsing: Callable[[Path, tuple[int, int] | None], object] | None = None,
     require_skeleton: bool = False,
+    prompt_masks: Companion | None = None,
+    check_masks: Callable[[Path, tuple[int, int] | None], object] | None = None,
 ) -> list[ReIDSample]:
     """Pair, check and convert the candidates of one split.
 
@@ -284,14 +286,21 @@ def build_samples(
         default: the PifPaf [36, h, w] check.
     require_skeleton : bool
         Drop (not as bad samples) candidates whose keypoint file holds only zeros.
+    prompt_masks : Companion or None
+        Where the person masks (mask prompts) live.
+    check_masks : callable, optional
+        ``(mask path, image (H, W) or None) → anything``, raising a KPRError on a bad mask file.
     """
     kps = pair_side_files(keypoints, candidates, all_images, bad) if keypoints else {}
     masks = pair_side_files(parsing, candidates, all_images, bad) if parsing else {}
+    person = pair_side_files(prompt_masks, candidates, all_images, bad) if prompt_masks else {}
     check = check_parsing or (lambda path, _hw: check_pifpaf_fields(path))
     samples: list[ReIDSample] = []
     without_skeleton = 0
     for cand in candidates:
         if (keypoints and cand.image not in kps) or (parsing and cand.image not in masks):
+            continue
+        if prompt_masks and cand.image not in person:
             continue
         hw: tuple[int, int] | None = None
         if verify:
@@ -309,6 +318,10 @@ def build_samples(
         mask_file = masks.get(cand.image)
         if mask_file is not None and verify and not bad.passes(check, mask_file, hw):
             continue
+        person_file = person.get(cand.image)
+        if person_file is not None and verify and check_masks is not None:
+            if not bad.passes(check_masks, person_file, hw):
+                continue
         samples.append(
             ReIDSample(
                 image=cand.image,
@@ -318,6 +331,7 @@ def build_samples(
                 keypoints=kp_file,
                 parsing=mask_file,
                 parsing_format=parsing_format if mask_file is not None else None,
+                masks=person_file,
                 attributes=cand.attributes,
             )
         )

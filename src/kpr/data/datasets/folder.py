@@ -8,6 +8,8 @@ The format is specified in ``docs/dataset_format.md``::
       images/<split>/<name>.<ext>
       keypoints/<split>/<name>.json   official keypoint layout (optional folder)
       parsing/<split>/<name>.png      single-channel label maps (optional folder)
+      masks/<split>/<name>.png        person masks: 0 background, 1 target, 2 other people
+                                      (optional folder; the prompts of mask-prompt models)
 
 Identities and cameras come from ``annotations.csv``, or, without it, from a regular expression
 with named groups ``pid`` and ``camid`` searched in each image's file name.
@@ -43,6 +45,7 @@ from kpr.data.datasets._common import (
 )
 from kpr.data.samples import ReIDDataset, ReIDSample, Split
 from kpr.errors import ConfigError
+from kpr.masks import read_person_mask
 
 FOLDER_FORMAT = "kpr-folder/1"
 SYNTHETIC_NAME = "synthetic"  # the ``dataset.json`` name of what ``kpr synth`` writes
@@ -178,6 +181,16 @@ def check_label_map(path: Path, image_hw: tuple[int, int] | None, num_classes: i
         )
 
 
+def check_person_mask(path: Path, image_hw: tuple[int, int] | None) -> None:
+    """Check a person mask: a single-channel PNG of values 0, 1, 2, the image's size."""
+    hw = read_person_mask(path).hw
+    if image_hw is not None and hw != image_hw:
+        raise DatasetError(
+            f"{path}: person mask is {hw[0]}x{hw[1]} (HxW), the image is "
+            f"{image_hw[0]}x{image_hw[1]}"
+        )
+
+
 @register_dataset("folder")
 def folder(
     root: str | os.PathLike[str],
@@ -188,6 +201,7 @@ def folder(
     num_cameras: int = 0,
     keypoints: bool = True,
     parsing: bool = True,
+    masks: bool = True,
     on_bad_sample: BadSamplePolicy = "raise",
     verify: bool = True,
     verbose: bool = True,
@@ -209,8 +223,8 @@ def folder(
         How the gallery is filtered at evaluation.
     num_cameras : int
         Camera count for the SIE embedding (0: none).
-    keypoints, parsing : bool
-        Read the ``keypoints/`` and ``parsing/`` folders when present.
+    keypoints, parsing, masks : bool
+        Read the ``keypoints/``, ``parsing/`` and ``masks/`` folders when present.
     on_bad_sample, verify, verbose
         As for :func:`kpr.data.datasets.market1501.market1501`.
 
@@ -254,6 +268,7 @@ def folder(
     classes = meta.get("parsing_classes")
     kp_root = optional_root(data_dir / "keypoints" if keypoints else None, "keypoints", name)
     label_root = data_dir / "parsing" if parsing and (data_dir / "parsing").is_dir() else None
+    mask_root = data_dir / "masks" if masks and (data_dir / "masks").is_dir() else None
     if label_root is not None and classes is None:
         raise DatasetError(
             f"{data_dir / 'dataset.json'}: parsing/ exists but 'parsing_classes' is missing"
@@ -266,6 +281,7 @@ def folder(
             continue
         kp = _mirror(kp_root, split, image_dir, "keypoints", ".json", name)
         labels = _mirror(label_root, split, image_dir, "parsing", ".png", name)
+        people = _mirror(mask_root, split, image_dir, "masks", ".png", name)
         splits[split] = build_samples(
             candidates[split],
             all_images=images[split],
@@ -275,6 +291,8 @@ def folder(
             bad=bad,
             verify=verify,
             check_parsing=functools.partial(check_label_map, num_classes=len(classes or ())),
+            prompt_masks=people,
+            check_masks=check_person_mask,
         )
     dataset = ReIDDataset(
         name=name,
@@ -288,7 +306,8 @@ def folder(
     notes = [
         f"dataset directory {data_dir}",
         f"identities and cameras from {source}",
-        f"keypoints {kp_root or 'none'}; parsing labels {label_root or 'none'}",
+        f"keypoints {kp_root or 'none'}; parsing labels {label_root or 'none'}; "
+        f"person masks {mask_root or 'none'}",
     ]
     return finish(dataset, bad, verbose, notes)
 
@@ -299,6 +318,7 @@ def synthetic(
     *,
     keypoints: bool = True,
     parsing: bool = True,
+    masks: bool = True,
     on_bad_sample: BadSamplePolicy = "raise",
     verify: bool = True,
     verbose: bool = True,
@@ -326,6 +346,7 @@ def synthetic(
         eval_protocol="no_filter",
         keypoints=keypoints,
         parsing=parsing,
+        masks=masks,
         on_bad_sample=on_bad_sample,
         verify=verify,
         verbose=verbose,

@@ -1,0 +1,57 @@
+"""The training loss of a global-embedding model (``KPRConfig.head="global"``): BoT's identity +
+batch-hard triplet on the one embedding, no part terms (there are no parts to predict)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kpr.losses.gilt import LossOutput, LossWeights
+from kpr.losses.triplet import part_averaged_triplet_loss
+from kpr.modeling.outputs import KPROutput
+
+
+class GlobalLoss(nn.Module):
+    """``id_global`` × identity loss on the BNNeck logits + ``triplet_parts`` × triplet loss on
+    the embedding before the BNNeck — the weights GiLt gives the same two kinds of term."""
+
+    def __init__(self, weights: LossWeights | None = None):
+        super().__init__()
+        self.weights = weights or LossWeights()
+
+    def forward(
+        self, out: KPROutput, pids: torch.Tensor, target_masks: torch.Tensor | None = None
+    ) -> LossOutput:
+        """``target_masks`` is accepted for the trainer's sake and ignored."""
+        w = self.weights
+        if out.id_logits is None or out.branch_embeddings is None:
+            raise ValueError(
+                "GlobalLoss needs a full forward pass of a model with identity classifiers "
+                "(num_classes > 0)"
+            )
+        terms = {
+            "id_global": (
+                w.id_global,
+                F.cross_entropy(
+                    out.id_logits.global_.float(), pids, label_smoothing=w.label_smoothing
+                ),
+            ),
+            "triplet_global": (
+                w.triplet_parts,
+                part_averaged_triplet_loss(
+                    out.branch_embeddings.global_.float().unsqueeze(1), pids, w.triplet_margin
+                ),
+            ),
+        }
+        total = sum(weight * value for weight, value in terms.values() if weight != 0)
+        return LossOutput(
+            total, {name: float(value.detach()) for name, (_, value) in terms.items()}
+        )
+
+
+def build_loss(head: str, weights: LossWeights) -> nn.Module:
+    """The loss for a model with ``KPRConfig.head`` = ``head``."""
+    from kpr.losses.gilt import GiLtLoss
+
+    return GlobalLoss(weights) if head == "global" else GiLtLoss(weights)
