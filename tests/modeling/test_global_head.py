@@ -57,7 +57,7 @@ def test_global_loss_is_identity_plus_triplet_with_gilts_weights(model):
     weights = LossWeights(id_global=2.0, triplet_parts=0.5, label_smoothing=0.0)
     loss = GlobalLoss(weights)(out, pids)
     ce = F.cross_entropy(out.id_logits.global_, pids)
-    d = torch.cdist(out.branch_embeddings.global_, out.branch_embeddings.global_)
+    d = torch.cdist(out.bn_embeddings.global_, out.bn_embeddings.global_)
     # Batch-hard by hand: each anchor's one positive, and its closest negative.
     d_ap = torch.stack([d[0, 1], d[1, 0], d[2, 3], d[3, 2]])
     d_an = torch.stack([d[0, 2:].min(), d[1, 2:].min(), d[2, :2].min(), d[3, :2].min()])

@@ -14,7 +14,7 @@ from kpr.modeling.outputs import KPROutput
 
 class GlobalLoss(nn.Module):
     """``id_global`` × identity loss on the BNNeck logits + ``triplet_parts`` × triplet loss on
-    the embedding before the BNNeck — the weights GiLt gives the same two kinds of term."""
+    the BNNeck embedding — the weights GiLt gives the same two kinds of term."""
 
     def __init__(self, weights: LossWeights | None = None):
         super().__init__()
@@ -25,7 +25,7 @@ class GlobalLoss(nn.Module):
     ) -> LossOutput:
         """``target_masks`` is accepted for the trainer's sake and ignored."""
         w = self.weights
-        if out.id_logits is None or out.branch_embeddings is None:
+        if out.id_logits is None or out.bn_embeddings is None:
             raise ValueError(
                 "GlobalLoss needs a full forward pass of a model with identity classifiers "
                 "(num_classes > 0)"
@@ -37,10 +37,13 @@ class GlobalLoss(nn.Module):
                     out.id_logits.global_.float(), pids, label_smoothing=w.label_smoothing
                 ),
             ),
+            # On the BNNeck embedding (the one retrieval uses): batch normalisation keeps its
+            # scale, whereas on the ReLU output before it the triplet term can shrink every
+            # embedding to zero, where it has no gradient (measured: a collapse to chance level).
             "triplet_global": (
                 w.triplet_parts,
                 part_averaged_triplet_loss(
-                    out.branch_embeddings.global_.float().unsqueeze(1), pids, w.triplet_margin
+                    out.bn_embeddings.global_.float().unsqueeze(1), pids, w.triplet_margin
                 ),
             ),
         }
