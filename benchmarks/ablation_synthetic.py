@@ -134,17 +134,24 @@ def drop_curve(trainer: Trainer, seed: int) -> list[dict[str, Any]]:
     return points
 
 
-def run_row(key: str, seed: int, data: Path, out: Path, progress: bool) -> dict[str, Any]:
-    """Train and score row ``key`` for ``seed`` (or reuse its result from an earlier run)."""
+def run_row(
+    key: str, seed: int, data: Path, out: Path, progress: bool, train: bool = True
+) -> dict[str, Any] | None:
+    """Train and score row ``key`` for ``seed`` (or reuse its result from an earlier run; with
+    ``train=False`` only that, None if there is none)."""
     row = ROWS[key]
     run_dir = out / f"seed{seed}" / f"row_{key}"
     done = run_dir / "row_result.json"
+    if not train and not (data / "dataset.json").is_file():
+        return None
     generator = json.loads((data / "dataset.json").read_text(encoding="utf-8"))["generator"]
     settings = {"recipe": row.recipe, "overrides": list(row.overrides), "dataset": generator}
     if done.is_file():
         previous = json.loads(done.read_text(encoding="utf-8"))
         if previous.get("settings") == settings:
             return previous
+    if not train:
+        return None
     remove_training_run(run_dir)
     overrides = [
         f"dataset.root={data}",
@@ -188,7 +195,7 @@ def mean_std(values: list[float]) -> dict[str, float]:
 
 def aggregate(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean ± std over seeds of every score of one row."""
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"seeds": len(per_seed)}
     for mode in ("prompted", "empty"):
         if per_seed[0][mode] is None:
             continue
@@ -225,9 +232,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"Measured {results['date']} (`{results['command']}`), seeds {results['seeds']}, "
         f"{results['wall_time_s'] / 60:.1f} min in all; {results['machine']}.",
         "",
-        "| row | PBH | MSF | P⊕ | P⊖ | BIPO | multi-person R1 | multi-person mAP | "
+        "| row | PBH | MSF | P⊕ | P⊖ | BIPO | seeds | multi-person R1 | multi-person mAP | "
         "single-person R1 | single-person R1, empty prompt | all R1 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, agg in results["rows"].items():
         row = ROWS[key]
@@ -236,8 +243,9 @@ def markdown(results: dict[str, Any]) -> str:
             tick[f] for f in (row.pbh, row.msf, row.positive, row.negative, row.bipo)
         )
         lines.append(
-            f"| {key} {row.label} | {flags} | {_cell(own['multi_person']['rank1'])} | "
-            f"{_cell(own['multi_person']['mAP'])} | {_cell(own['single_person']['rank1'])} | "
+            f"| {key} {row.label} | {flags} | {agg['seeds']} | "
+            f"{_cell(own['multi_person']['rank1'])} | {_cell(own['multi_person']['mAP'])} | "
+            f"{_cell(own['single_person']['rank1'])} | "
             f"{_cell(agg['empty']['single_person']['rank1'])} | {_cell(own['all']['rank1'])} |"
         )
     for key in CURVE_ROWS:
@@ -299,8 +307,11 @@ def plot_prompt_optionality(results: dict[str, Any], path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("Rank-1 (%)")
     fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8)
+    seeds = {key: rows[key]["seeds"] for key in (*CURVE_ROWS, "6") if key in rows}
     fig.suptitle(
-        f"Prompt optionality on the synthetic benchmark (seeds {results['seeds']})", fontsize=10
+        "Prompt optionality on the synthetic benchmark: mean ± std over "
+        + ", ".join(f"{n} seed(s) of row {key}" for key, n in seeds.items()),
+        fontsize=10,
     )
     fig.tight_layout(rect=(0, 0.1, 1, 1))
     fig.savefig(path, dpi=110)
@@ -331,6 +342,12 @@ def main() -> None:
         help="torch threads (default: torch's); 1 lets two runs with different --rows share "
         "2 cores without oversubscription, and a last run with all rows collects them",
     )
+    parser.add_argument(
+        "--collect",
+        action="store_true",
+        help="train nothing: tabulate the (seed, row) results already in --out, per row the "
+        "seeds it has",
+    )
     args = parser.parse_args()
     if args.threads:
         import torch
@@ -348,9 +365,13 @@ def main() -> None:
     per_row: dict[str, list[dict[str, Any]]] = {key: [] for key in rows}
     for seed in seeds:
         data = args.out / f"data_seed{seed}"
-        ensure_dataset(data, demo_dataset_config(seed), progress)
+        if not args.collect:
+            ensure_dataset(data, demo_dataset_config(seed), progress)
         for key in rows:
-            per_row[key].append(run_row(key, seed, data, args.out, progress))
+            result = run_row(key, seed, data, args.out, progress, train=not args.collect)
+            if result is not None:
+                per_row[key].append(result)
+    per_row = {key: runs for key, runs in per_row.items() if runs}
     results = {
         "date": datetime.date.today().isoformat(),
         "command": shlex.join(["python", *sys.argv]),
