@@ -34,6 +34,17 @@ class LossOutput:
     components: dict[str, float]
 
 
+def identity_loss(logits: torch.Tensor, pids: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Label-smoothed cross-entropy of identity logits [N, C] (in float32 under autocast)."""
+    return F.cross_entropy(logits.float(), pids, label_smoothing=smoothing)
+
+
+def combine_terms(terms: dict[str, tuple[float, torch.Tensor]]) -> LossOutput:
+    """{name: (weight, value)} → the weighted sum (zero weights skipped) and every term's value."""
+    total = sum(weight * value for weight, value in terms.values() if weight != 0)
+    return LossOutput(total, {name: float(value.detach()) for name, (_, value) in terms.items()})
+
+
 class GiLtLoss(nn.Module):
     """Total training loss of a KPR forward pass (training mode, with identity classifiers)."""
 
@@ -53,21 +64,15 @@ class GiLtLoss(nn.Module):
         terms: dict[str, tuple[float, torch.Tensor]] = {
             "id_global": (
                 w.id_global,
-                F.cross_entropy(
-                    out.id_logits.global_.float(), pids, label_smoothing=w.label_smoothing
-                ),
+                identity_loss(out.id_logits.global_, pids, w.label_smoothing),
             ),
             "id_foreground": (
                 w.id_foreground,
-                F.cross_entropy(
-                    out.id_logits.foreground.float(), pids, label_smoothing=w.label_smoothing
-                ),
+                identity_loss(out.id_logits.foreground, pids, w.label_smoothing),
             ),
             "id_concat": (
                 w.id_concat,
-                F.cross_entropy(
-                    out.id_logits.concat.float(), pids, label_smoothing=w.label_smoothing
-                ),
+                identity_loss(out.id_logits.concat, pids, w.label_smoothing),
             ),
             "triplet_parts": (
                 w.triplet_parts,
@@ -81,7 +86,4 @@ class GiLtLoss(nn.Module):
                 w.part_prediction,
                 part_prediction_loss(out.pixel_logits, target_masks, w.part_label_smoothing),
             )
-        total = sum(weight * value for weight, value in terms.values() if weight != 0)
-        return LossOutput(
-            total, {name: float(value.detach()) for name, (_, value) in terms.items()}
-        )
+        return combine_terms(terms)

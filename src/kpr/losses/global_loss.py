@@ -4,10 +4,9 @@ batch-hard triplet on the one embedding, no part terms (there are no parts to pr
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from kpr.losses.gilt import LossOutput, LossWeights
+from kpr.losses.gilt import GiLtLoss, LossOutput, LossWeights, combine_terms, identity_loss
 from kpr.losses.triplet import part_averaged_triplet_loss
 from kpr.modeling.outputs import KPROutput
 
@@ -33,9 +32,7 @@ class GlobalLoss(nn.Module):
         terms = {
             "id_global": (
                 w.id_global,
-                F.cross_entropy(
-                    out.id_logits.global_.float(), pids, label_smoothing=w.label_smoothing
-                ),
+                identity_loss(out.id_logits.global_, pids, w.label_smoothing),
             ),
             # On the BNNeck embedding (the one retrieval uses): batch normalisation keeps its
             # scale, whereas on the ReLU output before it the triplet term can shrink every
@@ -47,14 +44,9 @@ class GlobalLoss(nn.Module):
                 ),
             ),
         }
-        total = sum(weight * value for weight, value in terms.values() if weight != 0)
-        return LossOutput(
-            total, {name: float(value.detach()) for name, (_, value) in terms.items()}
-        )
+        return combine_terms(terms)
 
 
 def build_loss(head: str, weights: LossWeights) -> nn.Module:
     """The loss for a model with ``KPRConfig.head`` = ``head``."""
-    from kpr.losses.gilt import GiLtLoss
-
     return GlobalLoss(weights) if head == "global" else GiLtLoss(weights)
