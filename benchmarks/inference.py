@@ -1,6 +1,8 @@
 """CPU inference throughput: kpr's default path vs the official computation, plus opt-in fast paths.
 
-The "official" variant runs the same weights through the official graph: multi-stage fusion as one
+The "official" variant runs the same weights through the official graph: SOLIDER window blocks
+whose qkv and output projections run on every zero-padded token (kpr runs them on the real tokens
+only, an exact rewrite), multi-stage fusion as one
 1×1 convolution over the concatenation of the upsampled stages (sum of stage widths, 1,920 channels
 for Swin-B at full token resolution) and every branch, BNNeck and identity classifier. kpr's default
 path applies each stage's slice of the 1×1 kernel at the stage's own resolution and skips what
@@ -23,6 +25,7 @@ import torch.nn.functional as F
 from machine import machine_facts, machine_tag
 
 from kpr.checkpoint import create_model
+from kpr.compat.model import official_window_blocks
 from kpr.modeling.kpr import KPR
 from kpr.quantization import quantize_linear_int8
 from kpr.retrieval.distance import l2_normalize
@@ -38,8 +41,10 @@ MODELS = {
 
 
 def official_graph_forward(model: KPR, images: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:
-    """The official computation: concat fusion at full resolution, then the full head."""
-    stages = model.forward_stages(images, prompts)
+    """The official computation: SOLIDER blocks on every padded token, concat fusion at full
+    resolution, then the full head."""
+    with official_window_blocks(model):
+        stages = model.forward_stages(images, prompts)
     size = stages[0].shape[-2:]
     upsampled = [stages[0]] + [
         F.interpolate(s, size=size, mode="bilinear", align_corners=True) for s in stages[1:]

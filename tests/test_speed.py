@@ -127,3 +127,36 @@ def test_int8_is_a_quantized_copy_close_to_float32(model_b):
     dev = speed.deviation((a.embeddings, a.visibility), (b.embeddings, b.visibility))
     assert 0 < dev.max_abs < 0.05 and dev.min_cosine > 0.99
     assert isinstance(model_b.head.reduce_parts[0], torch.nn.Linear)  # the original is untouched
+
+
+def test_probe_crops_are_people_with_and_without_a_second_person():
+    samples = speed.probe_samples(4)
+    assert [len(s.negative_keypoints) for s in samples] == [1, 1, 0, 0]
+    for s in samples:
+        assert s.image.dtype == np.uint8 and s.image.shape == (128, 64, 3)
+        assert s.image.std() > 10  # a rendered scene, not a flat image
+        assert (s.target_keypoints[:, 2] > 0.3).sum() >= 5
+    assert speed.probe_samples(4) is samples  # rendered once per process
+
+
+def test_auto_measures_deviation_on_prompted_and_empty_probe_crops(model_b, monkeypatch):
+    _fake(monkeypatch, AMD_ZEN4, {"float32": 1.0, "bfloat16": 0.4, "int8": 0.9})
+    seen = []
+    original = KPRPredictor.embed_batch
+
+    def spy(self, images, prompts, *args, **kwargs):
+        seen.append((images, prompts))
+        return original(self, images, prompts, *args, **kwargs)
+
+    monkeypatch.setattr(KPRPredictor, "embed_batch", spy)
+    KPRPredictor(model_b, "cpu", precision="auto")
+    crops = speed.PROBE.crops
+    images, prompts = max(seen, key=lambda s: len(s[0]))
+    assert len(images) == 2 * crops and torch.equal(images[:crops], images[crops:])
+    empty = model_b.prompt_encoder.empty_prompt(crops, model_b.config.image_size, images)
+    assert torch.equal(prompts[crops:], empty)
+    drawn = prompts[:crops, 1:].flatten(1).amax(dim=1)  # channel 0 is the background
+    assert (drawn > 0.5).all()  # every crop's own keypoints are drawn
+    # Channel 1 holds the other people's keypoints: drawn on the two multi-person crops only.
+    assert (prompts[:2, 1].flatten(1).amax(1) > 0.5).all()
+    assert (prompts[2:crops, 1].flatten(1).amax(1) == 0).all()

@@ -414,15 +414,10 @@ class KPRPredictor:
         if len(candidates) == 1:
             log.info("precision auto: %s (no other path on this hardware)", paths[0])
             return candidates[paths[0]]
-        h, w = self.config.image_size
-        generator = torch.Generator().manual_seed(0)
-        images = torch.randn(speed.PROBE.batch, 3, h, w, generator=generator)
-        prompts = self.model.prompt_encoder.empty_prompt(speed.PROBE.batch, (h, w), images)
-        runs = {
-            path: lambda p=predictor: p.embed_batch(images, prompts)
-            for path, predictor in candidates.items()
+        images, prompts = self._probe_inputs(speed.probe_samples(speed.PROBE.crops))
+        outputs = {  # the deviation on every probe input; also the warm-up
+            path: predictor.embed_batch(images, prompts) for path, predictor in candidates.items()
         }
-        outputs = {path: run() for path, run in runs.items()}  # also the warm-up
         reference = outputs["float32"]
         deviations = {
             path: speed.deviation(
@@ -431,10 +426,33 @@ class KPRPredictor:
             for path, out in outputs.items()
             if path != "float32"
         }
+        timed_images, timed_prompts = images[: speed.PROBE.batch], prompts[: speed.PROBE.batch]
+        runs = {
+            path: lambda p=predictor: p.embed_batch(timed_images, timed_prompts)
+            for path, predictor in candidates.items()
+        }
         timings = speed.time_paths(runs, speed.PROBE.rounds)
         chosen = speed.choose_path(timings, deviations)
         log.info("%s", speed.summary(chosen, timings, deviations))
         return candidates[chosen]
+
+    def _probe_inputs(self, samples: Sequence) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images [2S, 3, H, W] and prompts [2S, Cp, H, W] of the probe's S crops: each with
+        its keypoint prompt (keypoint models; the others get none), then each with the empty one."""
+        keypoints = self.config.prompt_type == "keypoints"
+        crops = [
+            self.transform(
+                s.image,
+                s.target_keypoints if keypoints else None,
+                s.negative_keypoints if keypoints and len(s.negative_keypoints) else None,
+                f"probe crop {i}",
+            )
+            for i, s in enumerate(samples)
+        ]
+        images = torch.stack([c.image for c in crops])
+        prompted = torch.stack([c.prompt for c in crops])
+        empty = self.model.prompt_encoder.empty_prompt(len(crops), self.config.image_size, images)
+        return torch.cat([images, images]), torch.cat([prompted, empty])
 
     @classmethod
     def from_pretrained(

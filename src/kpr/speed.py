@@ -9,8 +9,9 @@ Inference paths ("float32" = the reference):
 * ``onnxruntime``  ONNX Runtime float32 on the CPU — only when an exported file is at hand (an
                    export takes tens of seconds, too long to try at construction).
 
-``precision="auto"`` keeps the candidates the flags allow (:func:`candidate_paths`), times them on
-a small probe batch at construction (:data:`PROBE`, interleaved rounds, medians) and picks, by
+``precision="auto"`` keeps the candidates the flags allow (:func:`candidate_paths`), measures their
+deviation on synthetic person crops with and without prompts (:func:`probe_samples`) and times
+them on a small batch at construction (:data:`PROBE`, interleaved rounds, medians) and picks, by
 :func:`choose_path`, the fastest that is at least :data:`SPEED_MARGIN` faster than float32 *and*
 whose deviation from float32 on the probe is within :data:`DEVIATION_BOUND`; otherwise float32.
 The flags keep known-slow paths from being tried; the timing is what guarantees the choice is not
@@ -19,16 +20,20 @@ slower than float32 on this very machine (docs/performance.md has the measured t
 
 from __future__ import annotations
 
+import functools
 import platform
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from kpr.synthetic.generator import RenderedSample
 
 Path_ = Literal["float32", "bfloat16", "int8", "onnxruntime"]
 CPU_FLAGS = ("avx512_bf16", "amx_bf16", "avx512_vnni", "avx_vnni", "amx_int8")
@@ -137,15 +142,38 @@ noisy, and a path that is only as fast is not worth its deviation."""
 
 @dataclass(frozen=True)
 class Probe:
-    """The probe's size: ``batch`` synthetic crops, one warm-up then ``rounds`` interleaved timed
-    rounds per path. Cost ≈ (1 + rounds) × paths × one batch-2 forward: < 0.5 s for the tiny
-    models, ≈ 10 s for Swin-B at 384×128 on 2 cores."""
+    """The probe's size. Deviation: ``crops`` synthetic person crops (half with a second person),
+    each with its keypoint prompt and with the empty prompt, run once per path (also the
+    warm-up). Speed: the first ``batch`` of those, ``rounds`` interleaved timed rounds per path.
+    Cost ≈ paths × (one forward of 2·crops + rounds forwards of batch): ≈ 1 s for the tiny
+    models, ≈ 20 s for Swin-B at 384×128 on 2 cores (docs/performance.md)."""
 
+    crops: int = 4
     batch: int = 2
     rounds: int = 3
 
 
 PROBE = Probe()
+
+
+@functools.lru_cache(maxsize=4)
+def probe_samples(count: int = PROBE.crops) -> tuple[RenderedSample, ...]:
+    """``count`` seeded synthetic person crops (128×64 RGB with keypoints): the first half show
+    another person in front of or behind the target, the rest the target alone.
+
+    Why not noise: bf16 and int8 deviate more on trained weights and person-like inputs than on
+    noise (docs/performance.md: min cosine 0.998 on 1,200 real crops against ≥ 0.9999 on noise),
+    so a noise probe would accept paths that fail the bound on the crops a caller embeds.
+    """
+    from kpr.synthetic.generator import SyntheticConfig, build_world, plan_images, render_sample
+
+    world = build_world(
+        SyntheticConfig(seed=0, num_images=40, num_train_ids=5, num_test_ids=5, team_size=2)
+    )
+    plans = plan_images(world)
+    multi = [p for p in plans if p.occlusion == "multi_person"][: count // 2]
+    alone = [p for p in plans if p.occlusion != "multi_person"][: count - len(multi)]
+    return tuple(render_sample(world, plan) for plan in multi + alone)
 
 
 def deviation(

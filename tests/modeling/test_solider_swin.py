@@ -17,13 +17,16 @@ from kpr.checkpoint.solider import (
     convert_official_state_dict,
     convert_solider_pretrained_state_dict,
 )
+from kpr.compat.model import official_swin_block, official_window_blocks
 from kpr.errors import CheckpointError, ConfigError
 from kpr.modeling.backbones.solider_swin import (
     PatchMerging,
     SoliderSwin,
+    SwinStage,
     WindowAttention,
     relative_position_index,
     shift_window_mask,
+    window_route,
 )
 
 TINY = {"embed_dim": 16, "depths": (2, 2, 2, 2), "num_heads": (1, 2, 4, 8)}
@@ -168,9 +171,11 @@ def test_every_stage_pads_and_shifts_without_clamping() -> None:
     grids = [(96, 32), (48, 16), (24, 8), (12, 4)]
     for stage, (h, w) in zip(model.stages, grids):
         (layout,) = stage._layouts.values()
-        assert (h + layout.pad_h, w + layout.pad_w) == (math.ceil(h / 7) * 7, math.ceil(w / 7) * 7)
+        assert layout.padded
+        assert layout.plain.num_windows == math.ceil(h / 7) * math.ceil(w / 7)
+        assert layout.shifted is not None and layout.shifted.num_windows == layout.plain.num_windows
     last = next(iter(model.stages[3]._layouts.values()))
-    assert (last.pad_h, last.pad_w) == (2, 3)  # 12×4 → 14×7: two windows, still shifted
+    assert last.plain.num_windows == 2  # 12×4 → 14×7: two windows, still shifted
     assert last.shift_mask.shape == (2, 49, 49)
     assert torch.equal(last.shift_mask, shift_window_mask(14, 7, 7, 3))
     assert (last.shift_mask == -100).any() and (last.shift_mask == 0).any()
@@ -421,3 +426,50 @@ def test_load_pretrained_native_safetensors_and_errors(tmp_path: Path) -> None:
     torch.save({"model": microsoft_file_from(tiny(embed_dim=32, num_heads=(1, 2, 4, 8)))}, wrong)
     with pytest.raises(CheckpointError, match="wrong_width.pth.*patch_embed"):
         load_pretrained_backbone(model, wrong)
+
+
+@pytest.mark.parametrize(("h", "w"), [(12, 4), (7, 14), (9, 10), (3, 3)])
+@pytest.mark.parametrize("shift", [0, 3])
+def test_block_on_real_tokens_equals_official_padded_block(h: int, w: int, shift: int) -> None:
+    torch.manual_seed(0)
+    stage = SwinStage(32, 2, 2, 7, 4.0, [0.0, 0.0], downsample=False)
+    block = stage.blocks[1 if shift else 0]
+    with torch.no_grad():
+        block.attn.qkv.bias.normal_()  # a padded token's qkv is this bias: make it matter
+        torch.nn.init.normal_(block.attn.relative_position_bias_table, std=1.0)
+    x = torch.randn(2, h, w, 32, requires_grad=True)
+    layout = stage._layout(h, w, x.device)
+    expected = official_swin_block(block, x, layout)
+    got = block(x, layout)
+    torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-5)
+    # Gradients too, the qkv bias's included (it reaches every padded slot).
+    (grad_expected,) = torch.autograd.grad(expected.square().sum(), block.attn.qkv.bias)
+    (grad_got,) = torch.autograd.grad(got.square().sum(), block.attn.qkv.bias)
+    torch.testing.assert_close(grad_got, grad_expected, atol=1e-4, rtol=1e-4)
+
+
+def test_window_route_by_hand() -> None:
+    # 2×3 grid, window 2 → padded to 2×4: windows [[0, 1, 3, 4], [2, P, 5, P]], P = padding (6).
+    route = window_route(2, 3, 2, 0)
+    assert route.to_windows.tolist() == [0, 1, 3, 4, 2, 6, 5, 6]
+    assert route.from_windows.tolist() == [0, 1, 4, 2, 3, 6]
+    assert route.num_windows == 2
+    # Shifted by 1: the padded grid [[0, 1, 2, P], [3, 4, 5, P]] rolled up and left by one.
+    shifted = window_route(2, 3, 2, 1)
+    assert shifted.to_windows.tolist() == [4, 5, 1, 2, 6, 3, 6, 0]
+    tokens = torch.arange(6)
+    padded = torch.cat((tokens, torch.tensor([6])))
+    assert torch.equal(padded[shifted.to_windows][shifted.from_windows], tokens)
+
+
+def test_official_window_blocks_switches_every_block_and_restores() -> None:
+    model = tiny()
+    images = torch.randn(1, 3, 384, 128)
+    with torch.no_grad():
+        ours = model(images)
+        with official_window_blocks(model):
+            assert all("forward" in vars(b) for s in model.stages for b in s.blocks)
+            official = model(images)
+        assert not any("forward" in vars(b) for s in model.stages for b in s.blocks)
+    for a, b in zip(ours, official):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

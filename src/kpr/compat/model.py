@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+from collections.abc import Iterator
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 from numpy.typing import ArrayLike
 
+from kpr.modeling.backbones.solider_swin import SwinBlock
 from kpr.modeling.kpr import KPR
 from kpr.modeling.outputs import Branches
 from kpr.modeling.part_head import part_visibility
@@ -77,3 +83,40 @@ def official_forward(
         if out.id_logits is not None:
             result.update(_branch_items("id_cls_scores.", out.id_logits))
     return {k: v.detach().cpu().numpy() for k, v in result.items()}
+
+
+def official_swin_block(block: SwinBlock, x: torch.Tensor, layout: object) -> torch.Tensor:
+    """A SOLIDER Swin block computed the official way: the grid zero-padded after ``norm1``,
+    rolled, partitioned, ``qkv`` + attention + ``proj`` on every padded token, merged, rolled back,
+    cropped. kpr's :class:`SwinBlock` computes the same function on the real tokens only.
+
+    x [N, H, W, C] → [N, H, W, C]; ``layout`` is the stage's window layout (its shift mask).
+    """
+    n, h, w, c = x.shape
+    ws, shift = block.window_size, block.shift
+    pad_h, pad_w = -h % ws, -w % ws
+    y = F.pad(block.norm1(x), (0, 0, 0, pad_w, 0, pad_h))
+    hp, wp = h + pad_h, w + pad_w
+    if shift:
+        y = torch.roll(y, (-shift, -shift), dims=(1, 2))
+    windows = y.view(n, hp // ws, ws, wp // ws, ws, c).permute(0, 1, 3, 2, 4, 5)
+    out = block.attn(windows.reshape(n, -1, ws * ws, c), layout.shift_mask if shift else None)
+    y = out.view(n, hp // ws, wp // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(n, hp, wp, c)
+    if shift:
+        y = torch.roll(y, (shift, shift), dims=(1, 2))
+    x = x + block.drop_path(y[:, :h, :w])
+    return x + block.drop_path(block.mlp(block.norm2(x)))
+
+
+@contextlib.contextmanager
+def official_window_blocks(model: torch.nn.Module) -> Iterator[None]:
+    """Within the block, every SOLIDER Swin block of ``model`` runs :func:`official_swin_block`
+    (what the official code computes, for reference timings and equivalence tests)."""
+    blocks = [m for m in model.modules() if isinstance(m, SwinBlock)]
+    for block in blocks:
+        block.forward = functools.partial(official_swin_block, block)
+    try:
+        yield
+    finally:
+        for block in blocks:
+            del block.forward

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kpr.engine.config import load_train_config
+from kpr.engine.side_by_side import available_cores, train_side_by_side
 from kpr.engine.trainer import Trainer, results_table
 from kpr.errors import ConfigError
 from kpr.io_utils import write_text_atomic
@@ -65,30 +66,43 @@ def run_demo(
     seed: int = 0,
     progress: bool = True,
     overrides: tuple[str, ...] = (),
+    cores: int | None = None,
 ) -> dict[str, Any]:
-    """Run the demo and write ``<out>/results.json``; returns its content."""
+    """Run the demo and write ``<out>/results.json``; returns its content.
+
+    With at least 2 cores (default: those available) the two trainings run side by side, each on
+    half of them (:func:`~kpr.engine.side_by_side.train_side_by_side`); else one after the other.
+    """
     start = time.perf_counter()
     out = Path(out)
     data = out / "data"
     ensure_dataset(data, demo_dataset_config(seed), progress)
-    summaries: dict[str, dict[str, Any]] = {}
+    configs = {}
     for recipe in ("synthetic_kpr", "synthetic_baseline"):
         run_dir = out / recipe.removeprefix("synthetic_")
         remove_training_run(run_dir)
-        config = load_train_config(
+        configs[recipe.removeprefix("synthetic_")] = load_train_config(
             resolve_recipe(recipe),
             [f"dataset.root={data}", f"output_dir={run_dir}", f"seed={seed}", *overrides],
         )
-        result = Trainer(config, device="cpu", progress=progress).fit()
-        final = result.evaluations[max(result.evaluations)]
-        if recipe == "synthetic_kpr":
-            summaries["kpr"] = final["keypoints"]
-            summaries["kpr_empty_prompt"] = final["empty"]
-        else:
-            summaries["baseline"] = final["empty"]
+    cores = available_cores() if cores is None else cores
+    if cores >= len(configs):
+        trained = train_side_by_side(configs, cores=cores, progress=progress)
+    else:
+        trained = {
+            name: Trainer(config, device="cpu", progress=progress).fit()
+            for name, config in configs.items()
+        }
+    final = {name: result.evaluations[max(result.evaluations)] for name, result in trained.items()}
+    summaries: dict[str, dict[str, Any]] = {
+        "kpr": final["kpr"]["keypoints"],
+        "kpr_empty_prompt": final["kpr"]["empty"],
+        "baseline": final["baseline"]["empty"],
+    }
     results = {
         "wall_time_s": round(time.perf_counter() - start, 1),
         "seed": seed,
+        "cores": cores,
         "variants": {name: _scores(summary) for name, summary in summaries.items()},
     }
     write_text_atomic(out / "results.json", json.dumps(results, indent=2))

@@ -9,6 +9,7 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,7 +119,11 @@ def freeze_unused_branches(model: KPR, weights: LossWeights) -> None:
 
 
 class Trainer:
-    """Train a KPR model from a :class:`TrainConfig` (single process or under ``torchrun``)."""
+    """Train a KPR model from a :class:`TrainConfig` (single process or under ``torchrun``).
+
+    ``progress`` shows a bar per epoch; ``on_batch`` is called after every training step (the
+    side-by-side runner's shared progress bar, :mod:`kpr.engine.side_by_side`).
+    """
 
     def __init__(
         self,
@@ -126,8 +131,10 @@ class Trainer:
         *,
         device: str | torch.device | None = None,
         progress: bool = True,
+        on_batch: Callable[[], None] | None = None,
     ):
         self.config = config
+        self.on_batch = on_batch
         self.device = resolve_device(device)
         self.dist: DistInfo = init_distributed(self.device)
         if self.dist.enabled and self.device.type == "cuda":
@@ -372,6 +379,8 @@ class Trainer:
             with sync:
                 values = self._step(batch, cfg.grad_accumulation, do_step)
             self.global_step += 1
+            if self.on_batch is not None:
+                self.on_batch()
             count += 1
             images += len(batch.paths)
             for key, value in values.items():

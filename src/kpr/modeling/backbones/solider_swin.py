@@ -35,6 +35,7 @@ __all__ = [
     "WindowAttention",
     "relative_position_index",
     "shift_window_mask",
+    "window_route",
 ]
 
 SHIFT_MASK_VALUE = -100.0
@@ -65,13 +66,6 @@ def _window_partition(x: Tensor, window_size: int) -> Tensor:
     n, h, w, c = x.shape
     x = x.view(n, h // window_size, window_size, w // window_size, window_size, c)
     return x.permute(0, 1, 3, 2, 4, 5).reshape(n, -1, window_size * window_size, c)
-
-
-def _window_merge(windows: Tensor, height: int, width: int, window_size: int) -> Tensor:
-    """Inverse of :func:`_window_partition`: [N, nW, w², C] → [N, H, W, C]."""
-    n, _, _, c = windows.shape
-    x = windows.view(n, height // window_size, width // window_size, window_size, window_size, c)
-    return x.permute(0, 1, 3, 2, 4, 5).reshape(n, height, width, c)
 
 
 def shift_window_mask(
@@ -185,13 +179,13 @@ class WindowAttention(nn.Module):
         bias = self.relative_position_bias_table[self.relative_position_index.flatten()]
         return bias.view(length, length, self.num_heads).permute(2, 0, 1)
 
-    def forward(self, windows: Tensor, mask: Tensor | None = None) -> Tensor:
-        """Attend within each window.
+    def attend(self, qkv: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Attention of windows whose qkv projection is given, before the output projection.
 
         Parameters
         ----------
-        windows:
-            [N, nW, w², C] tokens.
+        qkv:
+            [N, nW, w², 3C] = :attr:`qkv` of the window tokens.
         mask:
             [nW, w², w²] additive shift mask, or ``None``.
 
@@ -200,8 +194,9 @@ class WindowAttention(nn.Module):
         Tensor
             [N, nW, w², C].
         """
-        n, nw, length, c = windows.shape
-        qkv = self.qkv(windows).view(n, nw, length, 3, self.num_heads, c // self.num_heads)
+        n, nw, length, c3 = qkv.shape
+        c = c3 // 3
+        qkv = qkv.view(n, nw, length, 3, self.num_heads, c // self.num_heads)
         q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).unbind(0)
         bias = self.relative_position_bias()
         if mask is not None:
@@ -209,7 +204,12 @@ class WindowAttention(nn.Module):
         # SDPA's default scale is head_dim ** -0.5, the Swin scale; it matches the explicit
         # softmax(q·kᵀ·scale + bias) to float32 rounding.
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
-        return self.proj(out.transpose(2, 3).reshape(n, nw, length, c))
+        return out.transpose(2, 3).reshape(n, nw, length, c)
+
+    def forward(self, windows: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Attend within each window: [N, nW, w², C] tokens (mask as in :meth:`attend`) →
+        [N, nW, w², C]."""
+        return self.proj(self.attend(self.qkv(windows), mask))
 
 
 class Mlp(nn.Module):
@@ -226,11 +226,47 @@ class Mlp(nn.Module):
 
 
 @dataclass(frozen=True)
+class WindowRoute:
+    """Where the real tokens of an H×W grid sit in the windows of its padded (and shifted) grid.
+
+    ``to_windows`` [nW·w²] int64: for each window slot (windows, then slots, row by row), the
+    row-major index of the real token it holds, or H·W for a padding token. ``from_windows``
+    [H·W] int64: for each real token, its window slot. Gathering by them replaces padding,
+    cyclic shift, window partition, merge, shift back and crop with two index selections.
+    """
+
+    to_windows: Tensor
+    from_windows: Tensor
+    num_windows: int
+
+
+def window_route(
+    height: int, width: int, window_size: int, shift: int, device: torch.device | None = None
+) -> WindowRoute:
+    """The :class:`WindowRoute` of an unpadded ``height``×``width`` grid: zero-padded on the
+    bottom/right to multiples of ``window_size``, rolled by ``-shift`` on both axes (0 = none)."""
+    pad_h, pad_w = -height % window_size, -width % window_size
+    real = height * width
+    grid = torch.full((height + pad_h, width + pad_w), real, dtype=torch.long, device=device)
+    grid[:height, :width] = torch.arange(real, device=device).view(height, width)
+    if shift:
+        grid = torch.roll(grid, (-shift, -shift), dims=(0, 1))
+    to_windows = _window_partition(grid[None, :, :, None], window_size).flatten()
+    slots = torch.arange(to_windows.numel(), device=device)
+    is_real = to_windows < real
+    from_windows = torch.empty(real, dtype=torch.long, device=device)
+    from_windows[to_windows[is_real]] = slots[is_real]
+    num_windows = (height + pad_h) * (width + pad_w) // window_size**2
+    return WindowRoute(to_windows, from_windows, num_windows)
+
+
+@dataclass(frozen=True)
 class _WindowLayout:
     """Per-grid-size constants shared by the blocks of a stage."""
 
-    pad_h: int
-    pad_w: int
+    padded: bool
+    plain: WindowRoute
+    shifted: WindowRoute | None
     shift_mask: Tensor | None
 
 
@@ -256,19 +292,25 @@ class SwinBlock(nn.Module):
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: Tensor, layout: _WindowLayout) -> Tensor:
-        """[N, H, W, C] → [N, H, W, C]."""
-        _, h, w, _ = x.shape
-        # Padding comes after norm1, so padded tokens are exact zeros entering the attention.
-        y = F.pad(self.norm1(x), (0, 0, 0, layout.pad_w, 0, layout.pad_h))
-        hp, wp = h + layout.pad_h, w + layout.pad_w
-        if self.shift:
-            y = torch.roll(y, (-self.shift, -self.shift), dims=(1, 2))
+        """[N, H, W, C] → [N, H, W, C].
+
+        The official block zero-pads the grid after ``norm1`` and runs ``qkv`` and ``proj`` on
+        every padded token. Both are per-token maps and a padded token's qkv is ``qkv(0)`` (the
+        bias), so they run on the real tokens only and padding tokens enter the windows as that
+        one value: the same function, without the padded work (3–6× the real tokens in the late
+        stages of small inputs).
+        """
+        n, h, w, c = x.shape
+        route = layout.shifted if self.shift else layout.plain
+        qkv = self.attn.qkv(self.norm1(x)).flatten(1, 2)  # [N, H·W, 3C]
+        if layout.padded:
+            padding = self.attn.qkv(qkv.new_zeros(1, 1, c)).expand(n, 1, 3 * c)
+            qkv = torch.cat((qkv, padding), dim=1)
+        windows = qkv.index_select(1, route.to_windows)
+        windows = windows.view(n, route.num_windows, self.window_size**2, 3 * c)
         mask = layout.shift_mask if self.shift else None
-        windows = self.attn(_window_partition(y, self.window_size), mask)
-        y = _window_merge(windows, hp, wp, self.window_size)
-        if self.shift:
-            y = torch.roll(y, (self.shift, self.shift), dims=(1, 2))
-        x = x + self.drop_path(y[:, :h, :w])
+        out = self.attn.attend(windows, mask).flatten(1, 2).index_select(1, route.from_windows)
+        x = x + self.drop_path(self.attn.proj(out).view(n, h, w, c))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
@@ -301,11 +343,13 @@ class SwinStage(nn.Module):
         layout = self._layouts.get(key)
         if layout is None:
             pad_h, pad_w = -height % self.window_size, -width % self.window_size
-            mask = None
+            plain = window_route(height, width, self.window_size, 0, device)
+            shifted = mask = None
             if any(block.shift for block in self.blocks):
                 padded_h, padded_w = height + pad_h, width + pad_w
                 mask = shift_window_mask(padded_h, padded_w, self.window_size, self.shift, device)
-            layout = self._layouts[key] = _WindowLayout(pad_h, pad_w, mask)
+                shifted = window_route(height, width, self.window_size, self.shift, device)
+            layout = self._layouts[key] = _WindowLayout(bool(pad_h or pad_w), plain, shifted, mask)
         return layout
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:

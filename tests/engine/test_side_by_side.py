@@ -1,0 +1,48 @@
+import pytest
+from tiny_training import tiny_overrides
+
+from kpr.engine.config import load_train_config
+from kpr.engine.side_by_side import threads_per_run, train_side_by_side
+from kpr.errors import KPRError
+
+
+@pytest.mark.parametrize(
+    ("cores", "runs", "threads"), [(2, 2, 1), (8, 2, 4), (1, 2, 1), (3, 2, 1), (4, 1, 4)]
+)
+def test_threads_per_run_split_the_cores(cores, runs, threads):
+    assert threads_per_run(cores, runs) == threads
+
+
+def test_two_runs_train_side_by_side_and_log_to_their_directories(tiny_synthetic, tmp_path):
+    configs = {
+        name: load_train_config(None, tiny_overrides(tiny_synthetic, tmp_path / name))
+        for name in ("first", "second")
+    }
+    configs["second"] = load_train_config(
+        None, tiny_overrides(tiny_synthetic, tmp_path / "second") + ["train_prompts=false"]
+    )
+    results = train_side_by_side(configs, cores=2, progress=False)
+    assert list(results) == ["first", "second"]
+    for name, result in results.items():
+        assert result.output_dir == tmp_path / name
+        assert result.epochs_run == 1 and set(result.evaluations) == {0}
+        assert (result.last_checkpoint / "model.safetensors").is_file()
+        assert "epoch 1/1" in (tmp_path / name / "train.log").read_text()
+    # The runs differ (one trained with prompts): each result is its own run's.
+    first, second = (results[n].evaluations[0] for n in ("first", "second"))
+    assert first != second
+
+
+def test_a_failing_run_is_named_and_the_other_stopped(tiny_synthetic, tmp_path):
+    good = load_train_config(None, tiny_overrides(tiny_synthetic, tmp_path / "good", epochs=50))
+    bad = load_train_config(None, tiny_overrides(tmp_path / "missing", tmp_path / "bad"))
+    with pytest.raises(KPRError, match=r"training bad failed: .*missing"):
+        train_side_by_side({"good": good, "bad": bad}, cores=2, progress=False)
+    log = tmp_path / "good" / "train.log"
+    assert "epoch 50/50" not in (log.read_text() if log.exists() else "")  # stopped early
+
+
+def test_runs_need_their_own_output_directories(tiny_synthetic, tmp_path):
+    config = load_train_config(None, tiny_overrides(tiny_synthetic, tmp_path / "same"))
+    with pytest.raises(KPRError, match="own output_dir"):
+        train_side_by_side({"a": config, "b": config}, cores=2, progress=False)
