@@ -160,3 +160,12 @@ def test_auto_measures_deviation_on_prompted_and_empty_probe_crops(model_b, monk
     # Channel 1 holds the other people's keypoints: drawn on the two multi-person crops only.
     assert (prompts[:2, 1].flatten(1).amax(1) > 0.5).all()
     assert (prompts[2:crops, 1].flatten(1).amax(1) == 0).all()
+
+
+def test_the_probe_must_be_well_inside_the_bound():
+    # 1 − cos of 5e-4 is inside 0.999 but the probe's few crops understate the tail: rejected.
+    assert not speed.DEVIATION_BOUND.accepts(Deviation(1e-2, 0.9995, 1.0))
+    assert speed.DEVIATION_BOUND.accepts(Deviation(1e-3, 0.99985, 1.0))
+    assert not speed.DEVIATION_BOUND.accepts(Deviation(1e-3, 0.99999, 0.98))  # 2 % flips
+    timings = {"float32": 1.0, "int8": 0.5}
+    assert choose_path(timings, {"int8": Deviation(1e-2, 0.9995, 1.0)}) == "float32"
