@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import statistics
 import time
 
 import torch
@@ -58,17 +59,13 @@ def kpr_forward(model: KPR, images: torch.Tensor, prompts: torch.Tensor) -> torc
     return model(images, prompts).embeddings
 
 
-def images_per_second(
-    fn, model, images, prompts, autocast: bool, repeats: int
-) -> tuple[float, torch.Tensor]:
+def call(fn, model, images, prompts, autocast: bool) -> tuple[float, torch.Tensor]:
+    """(seconds, embeddings) of one forward."""
     ctx = torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
     with torch.inference_mode(), ctx:
-        out = fn(model, images, prompts)  # warm-up (and compilation, if any)
         start = time.perf_counter()
-        for _ in range(repeats):
-            fn(model, images, prompts)
-        elapsed = time.perf_counter() - start
-    return images.shape[0] * repeats / elapsed, out.float()
+        out = fn(model, images, prompts)
+        return time.perf_counter() - start, out.float()
 
 
 def build(name: str) -> KPR:
@@ -109,12 +106,16 @@ def run(name: str, model: KPR, extra: list, batch: int, repeats: int, compile_: 
     ]
     if compile_:
         variants.append(("kpr bf16 + compile", torch.compile(kpr_forward), True))
-    reference = None
-    base = None
-    for label, fn, autocast in variants:
-        rate, out = images_per_second(fn, model, images, prompts, autocast, repeats)
-        if reference is None:
-            reference, base = out, rate
+    # One warm-up call each, then interleaved rounds (A B C A B C …) and the median per path, so
+    # that a transient slowdown of the shared machine hits every path alike.
+    outputs = [call(fn, model, images, prompts, autocast)[1] for _, fn, autocast in variants]
+    times: list[list[float]] = [[] for _ in variants]
+    for _ in range(repeats):
+        for i, (_, fn, autocast) in enumerate(variants):
+            times[i].append(call(fn, model, images, prompts, autocast)[0])
+    rates = [batch / statistics.median(t) for t in times]
+    reference, base = outputs[0], rates[0]
+    for (label, _, _), rate, out in zip(variants, rates, outputs):
         dev = (out - reference).abs().max().item()
         cos = F.cosine_similarity(l2_normalize(out), l2_normalize(reference), dim=-1).min().item()
         print(

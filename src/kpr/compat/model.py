@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from numpy.typing import ArrayLike
 
 from kpr.modeling.backbones.solider_swin import SwinBlock
+from kpr.modeling.backbones.timm_swin import is_v2_attention
 from kpr.modeling.kpr import KPR
 from kpr.modeling.outputs import Branches
 from kpr.modeling.part_head import part_visibility
@@ -85,10 +86,25 @@ def official_forward(
     return {k: v.detach().cpu().numpy() for k, v in result.items()}
 
 
+def _official_window_attention(
+    attn: torch.nn.Module, windows: torch.Tensor, mask: torch.Tensor | None
+) -> torch.Tensor:
+    """The official attention, explicit: softmax(q·kᵀ·d^-½ + bias [+ mask])·v, then proj."""
+    n, nw, length, c = windows.shape
+    heads = attn.num_heads
+    qkv = attn.qkv(windows).view(n, nw, length, 3, heads, c // heads).permute(3, 0, 1, 4, 2, 5)
+    q, k, v = qkv.unbind(0)
+    logits = (q * (c // heads) ** -0.5) @ k.transpose(-2, -1) + attn.relative_position_bias()
+    if mask is not None:
+        logits = logits + mask[:, None]
+    return attn.proj((logits.softmax(-1) @ v).transpose(2, 3).reshape(n, nw, length, c))
+
+
 def official_swin_block(block: SwinBlock, x: torch.Tensor, layout: object) -> torch.Tensor:
     """A SOLIDER Swin block computed the official way: the grid zero-padded after ``norm1``,
-    rolled, partitioned, ``qkv`` + attention + ``proj`` on every padded token, merged, rolled back,
-    cropped. kpr's :class:`SwinBlock` computes the same function on the real tokens only.
+    rolled, partitioned, ``qkv`` + explicit attention + ``proj`` on every padded token, merged,
+    rolled back, cropped. kpr's :class:`SwinBlock` computes the same function on the real tokens
+    only.
 
     x [N, H, W, C] → [N, H, W, C]; ``layout`` is the stage's window layout (its shift mask).
     """
@@ -100,7 +116,9 @@ def official_swin_block(block: SwinBlock, x: torch.Tensor, layout: object) -> to
     if shift:
         y = torch.roll(y, (-shift, -shift), dims=(1, 2))
     windows = y.view(n, hp // ws, ws, wp // ws, ws, c).permute(0, 1, 3, 2, 4, 5)
-    out = block.attn(windows.reshape(n, -1, ws * ws, c), layout.shift_mask if shift else None)
+    out = _official_window_attention(
+        block.attn, windows.reshape(n, -1, ws * ws, c), layout.shift_mask if shift else None
+    )
     y = out.view(n, hp // ws, wp // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(n, hp, wp, c)
     if shift:
         y = torch.roll(y, (shift, shift), dims=(1, 2))
@@ -110,9 +128,11 @@ def official_swin_block(block: SwinBlock, x: torch.Tensor, layout: object) -> to
 
 @contextlib.contextmanager
 def official_window_blocks(model: torch.nn.Module) -> Iterator[None]:
-    """Within the block, every SOLIDER Swin block of ``model`` runs :func:`official_swin_block`
-    (what the official code computes, for reference timings and equivalence tests)."""
+    """Within the block, ``model``'s window attention is computed the way the official code
+    computes it: every SOLIDER Swin block runs :func:`official_swin_block`, and timm SwinV2's
+    attention its own explicit-product forward (for reference timings and equivalence tests)."""
     blocks = [m for m in model.modules() if isinstance(m, SwinBlock)]
+    timm_attention = {m: vars(m).pop("forward") for m in model.modules() if is_v2_attention(m)}
     for block in blocks:
         block.forward = functools.partial(official_swin_block, block)
     try:
@@ -120,3 +140,5 @@ def official_window_blocks(model: torch.nn.Module) -> Iterator[None]:
     finally:
         for block in blocks:
             del block.forward
+        for module, forward in timm_attention.items():
+            module.forward = forward

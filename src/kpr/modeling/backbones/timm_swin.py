@@ -6,7 +6,11 @@ Built with ``pretrained=False``: timm never downloads anything. Local weights ar
 
 from __future__ import annotations
 
+import functools
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from kpr.errors import ConfigError
@@ -42,6 +46,9 @@ class TimmSwin(nn.Module):
             )
         self.model = timm.create_model(config.name, **kwargs)
         self.model.norm = nn.Identity()
+        for module in self.model.modules():
+            if is_v2_attention(module):
+                module.forward = functools.partial(swinv2_window_attention, module)
         self.stage_dims = tuple(info["num_chs"] for info in self.model.feature_info)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
@@ -56,3 +63,45 @@ class TimmSwin(nn.Module):
             x = layer(x)
             features.append(x.permute(0, 3, 1, 2))
         return features
+
+
+def is_v2_attention(module: nn.Module) -> bool:
+    return type(module).__name__ == "WindowAttention" and hasattr(module, "cpb_mlp")
+
+
+def swinv2_window_attention(
+    attn: nn.Module, x: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """timm SwinV2's window attention through SDPA's fused kernel, the same function.
+
+    timm computes softmax(cos(q, k)·τ + 16·σ(cpb) [+ mask])·v with explicit products; here the
+    scale τ goes into the normalised queries and the bias (and shift mask) into a 4-D additive
+    mask over [N, nW·heads], which takes the fused CPU kernel (its reference path otherwise).
+
+    x [N·nW, L, C] → [N·nW, L, C]; mask [nW, L, L] or None.
+    """
+    b_, length, c = x.shape
+    heads = attn.num_heads
+    if attn.q_bias is None:
+        qkv = attn.qkv(x)
+    else:
+        bias = torch.cat((attn.q_bias, attn.k_bias, attn.v_bias))
+        qkv = attn.qkv(x) + bias if attn.qkv_bias_separate else F.linear(x, attn.qkv.weight, bias)
+    q, k, v = qkv.reshape(b_, length, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+    scale = torch.clamp(attn.logit_scale, max=math.log(1.0 / 0.01)).exp()  # [heads, 1, 1]
+    q = F.normalize(q, dim=-1) * scale
+    k = F.normalize(k, dim=-1)
+    table = attn.cpb_mlp(attn.relative_coords_table).view(-1, heads)
+    bias = table[attn.relative_position_index.view(-1)].view(length, length, heads)
+    bias = 16 * torch.sigmoid(bias.permute(2, 0, 1))[None]  # [1, heads, L, L]
+    windows = 1 if mask is None else mask.shape[0]
+    if mask is not None:
+        bias = bias + mask[:, None]
+    bias = bias.expand(windows, -1, -1, -1).reshape(1, windows * heads, length, length)
+    q, k, v = (t.reshape(b_ // windows, windows * heads, length, -1) for t in (q, k, v))
+    dropout = attn.attn_drop.p if attn.training else 0.0
+    out = F.scaled_dot_product_attention(
+        q, k, v, attn_mask=bias.to(q.dtype), dropout_p=dropout, scale=1.0
+    )
+    out = out.reshape(b_, heads, length, -1).transpose(1, 2).reshape(b_, length, c)
+    return attn.proj_drop(attn.proj(out))
