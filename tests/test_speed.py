@@ -166,6 +166,8 @@ def test_the_probe_must_be_well_inside_the_bound():
     # 1 − cos of 5e-4 is inside 0.999 but the probe's few crops understate the tail: rejected.
     assert not speed.DEVIATION_BOUND.accepts(Deviation(1e-2, 0.9995, 1.0))
     assert speed.DEVIATION_BOUND.accepts(Deviation(1e-3, 0.99985, 1.0))
-    assert not speed.DEVIATION_BOUND.accepts(Deviation(1e-3, 0.99999, 0.98))  # 2 % flips
+    # Visibility agreement is a rate, held to the bound itself: 96 % passes, 94 % does not.
+    assert speed.DEVIATION_BOUND.accepts(Deviation(1e-3, 0.99999, 0.96))
+    assert not speed.DEVIATION_BOUND.accepts(Deviation(1e-3, 0.99999, 0.94))
     timings = {"float32": 1.0, "int8": 0.5}
     assert choose_path(timings, {"int8": Deviation(1e-2, 0.9995, 1.0)}) == "float32"

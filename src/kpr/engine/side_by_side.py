@@ -1,10 +1,9 @@
 """Independent trainings run side by side, one process each, the CPU cores split between them.
 
 A small model trains inefficiently on several threads: its matrix products are too small to keep
-two cores busy, and OpenMP's barriers cost more than the second core brings (2 threads run the
-demo's tiny Swin only ~1.6× faster than 1). Two runs with one thread each, data loaded in the same
-process, use both cores fully: the demo's two trainings finish in ~0.75 of the time they take one
-after the other (docs/performance.md). Each run logs to ``<output_dir>/train.log``; the caller sees
+two cores busy, and a loader worker's CPU time makes OpenMP's barriers stall (the demo's tiny Swin
+trained at 50–60 images/s on 2 threads, 32–33 per run with two runs of one thread each, 65 in all;
+docs/performance.md). Each run logs to ``<output_dir>/train.log``; the caller sees
 one progress bar over all runs and their epoch lines.
 """
 
