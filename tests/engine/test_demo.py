@@ -1,9 +1,12 @@
 import json
 
+import pytest
+
 from kpr.engine import demo
 
 
-def test_demo_writes_results_in_the_documented_schema(tmp_path, monkeypatch):
+@pytest.mark.parametrize("cores", [1, 2])  # one after the other / side by side
+def test_demo_writes_results_in_the_documented_schema(tmp_path, monkeypatch, cores):
     monkeypatch.setattr(
         demo,
         "DEMO_DATA",
@@ -18,9 +21,9 @@ def test_demo_writes_results_in_the_documented_schema(tmp_path, monkeypatch):
         "optim.epochs=1",
         "eval.visualize=1",
     ]
-    results = demo.run_demo(tmp_path, seed=5, progress=False, overrides=tuple(tiny))
+    results = demo.run_demo(tmp_path, seed=5, progress=False, overrides=tuple(tiny), cores=cores)
     assert json.loads((tmp_path / "results.json").read_text()) == results
-    assert results["seed"] == 5 and results["wall_time_s"] > 0
+    assert results["seed"] == 5 and results["cores"] == cores and results["wall_time_s"] > 0
     assert set(results["variants"]) == {"kpr", "kpr_empty_prompt", "baseline"}
     for variant in results["variants"].values():
         for group in ("all", "multi_person", "single_person"):

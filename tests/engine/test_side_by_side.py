@@ -46,3 +46,29 @@ def test_runs_need_their_own_output_directories(tiny_synthetic, tmp_path):
     config = load_train_config(None, tiny_overrides(tiny_synthetic, tmp_path / "same"))
     with pytest.raises(KPRError, match="own output_dir"):
         train_side_by_side({"a": config, "b": config}, cores=2, progress=False)
+
+
+def test_trainer_calls_on_batch_after_every_step(tiny_synthetic, tmp_path):
+    from kpr.engine.trainer import Trainer
+
+    calls = []
+    config = load_train_config(None, tiny_overrides(tiny_synthetic, tmp_path / "run", epochs=2))
+    trainer = Trainer(config, device="cpu", progress=False, on_batch=lambda: calls.append(1))
+    trainer.fit()
+    planned = sum(trainer.sampler.batches_in_epoch(e) for e in range(2))
+    assert len(calls) == planned == trainer.global_step
+
+
+def test_the_progress_bar_counts_every_batch_of_both_runs(tiny_synthetic, tmp_path, capsys):
+    configs = {
+        name: load_train_config(None, tiny_overrides(tiny_synthetic, tmp_path / name, epochs=2))
+        for name in ("a", "b")
+    }
+    train_side_by_side(configs, cores=2, progress=True)
+    bar = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()
+    final = [line for line in bar if line.startswith("training a + b: 100%")]
+    assert final, bar[-3:]
+    done, total = final[-1].split("|")[2].split()[0].split("/")
+    assert done == total and int(total) > 0
+    assert any(line.startswith("a: epoch 2/2") for line in bar)
+    assert any(line.startswith("b: epoch 2/2") for line in bar)

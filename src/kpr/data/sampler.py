@@ -134,7 +134,11 @@ class IdentitySampler(Sampler[list[SampleRef]]):
         return everything[self.rank :: self.world_size][:per_rank]
 
     def __len__(self) -> int:
-        return len(self._global_batches(self.epoch)) // self.world_size
+        return self.batches_in_epoch(self.epoch)
+
+    def batches_in_epoch(self, epoch: int) -> int:
+        """This rank's batches in ``epoch`` (the count varies a little with each epoch's draw)."""
+        return len(self._global_batches(epoch)) // self.world_size
 
     def __iter__(self) -> Iterator[list[SampleRef]]:
         batches = self._rank_batches()

@@ -106,8 +106,8 @@ def _train_one(name: str, config: TrainConfig, cores: int, active: Any, channel:
             channel.put(_Tick(name))
 
         trainer = Trainer(config, device="cpu", progress=False, on_batch=on_batch)
-        epochs = config.optim.epochs - trainer.start_epoch
-        channel.put(_Start(name, len(trainer.sampler) * epochs))
+        epochs = range(trainer.start_epoch, config.optim.epochs)
+        channel.put(_Start(name, sum(trainer.sampler.batches_in_epoch(e) for e in epochs)))
         result = trainer.fit()
         with active.get_lock():
             active.value -= 1
@@ -191,7 +191,7 @@ def train_side_by_side(
             elif isinstance(message, _Line):
                 text = f"{message.name}: {message.text}"
                 if bar is not None:
-                    bar.write(text)
+                    bar.write(text, file=sys.stderr)
                 else:
                     log.info("%s", text)
             elif message.error is not None:
