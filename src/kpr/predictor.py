@@ -39,7 +39,7 @@ from kpr.keypoints.prompts import VISIBILITY_THRESHOLD, build_prompt
 from kpr.masks import (
     CropMasks,
     PartLabelTable,
-    mask_prompt,
+    layout_mask_prompt,
     person_mask,
     read_part_labels,
     read_person_mask,
@@ -199,14 +199,7 @@ class CropTransform:
                     stacklevel=2,
                 )
                 masks = masks.resized(rgb.shape[:2])
-            prompt = mask_prompt(
-                masks,
-                c.prompt_type,
-                c.prompt_grouping,
-                c.image_size,
-                with_negatives=c.prompt_negatives,
-                with_background=c.prompt_background,
-            )
+            prompt = layout_mask_prompt(masks, c)
         drawn = prompt[1:] if c.prompt_background else prompt
         image = preprocess(rgb, c.image_size, c.pixel_mean, c.pixel_std)
         return PreparedCrop(image, torch.from_numpy(prompt.astype(np.float32)), bool(drawn.any()))

@@ -38,7 +38,13 @@ from kpr.data.transforms import (
 from kpr.errors import ConfigError, DatasetError, KPRError
 from kpr.imaging import read_rgb
 from kpr.keypoints import build_prompt, prompt_grouping, target_grouping
-from kpr.masks import CropMasks, mask_prompt, read_part_labels, read_person_mask, table_for_classes
+from kpr.masks import (
+    CropMasks,
+    layout_mask_prompt,
+    read_part_labels,
+    read_person_mask,
+    table_for_classes,
+)
 from kpr.modeling.config import PromptType
 
 log = logging.getLogger(__name__)
@@ -275,7 +281,7 @@ class TrainDataset(Dataset[TrainItem | None]):
         else:
             assert out.masks is not None
             kept = drop_mask_prompt(out.masks, cfg.prompt_dropout, cfg.prompt_grouping, rng)
-            prompt = _mask_prompt_tensor(kept, cfg)
+            prompt = torch.from_numpy(layout_mask_prompt(kept, cfg).astype(np.float32))
         return TrainItem(
             image=torch.from_numpy(out.image),
             prompt=prompt,
@@ -302,20 +308,6 @@ class TrainDataset(Dataset[TrainItem | None]):
             )
         assert self.part_table is not None
         return read_part_labels(sample.parsing, self.part_table, person)
-
-
-def _mask_prompt_tensor(masks: CropMasks | None, config: DataConfig) -> torch.Tensor:
-    """The float32 prompt of one image's masks (at the output size) for ``config``."""
-    assert config.prompt_type != "keypoints"
-    prompt = mask_prompt(
-        masks,
-        config.prompt_type,
-        config.prompt_grouping,
-        config.image_size,
-        with_negatives=config.prompt_negatives,
-        with_background=config.prompt_background,
-    )
-    return torch.from_numpy(prompt.astype(np.float32))
 
 
 def collate_train(items: Sequence[TrainItem | None]) -> TrainBatch:

@@ -36,7 +36,7 @@ from kpr.masks.labels import (
     label_table,
     table_for_classes,
 )
-from kpr.masks.prompts import mask_prompt, target_channels
+from kpr.masks.prompts import layout_mask_prompt, mask_prompt, target_channels
 
 __all__ = [
     "ATR",
@@ -59,6 +59,7 @@ __all__ = [
     "instance_mask",
     "label_table",
     "leak_target",
+    "layout_mask_prompt",
     "mask_prompt",
     "part_labels",
     "person_mask",

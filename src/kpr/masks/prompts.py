@@ -10,7 +10,7 @@ without anyone in it, gives the empty prompt.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Protocol
 
 import cv2
 import numpy as np
@@ -109,3 +109,25 @@ def mask_prompt(
     prompt[0] = np.clip(1.0 - prompt[1:].sum(axis=0), 0.0, 1.0)
     dropped = [c for c, keep in ((0, with_background), (1, with_negatives)) if not keep]
     return np.delete(prompt, dropped, axis=0) if dropped else prompt
+
+
+class PromptLayout(Protocol):
+    """The prompt fields a model config (``KPRConfig``) and a training data config share."""
+
+    prompt_type: str
+    prompt_grouping: str
+    image_size: tuple[int, int]
+    prompt_negatives: bool
+    prompt_background: bool
+
+
+def layout_mask_prompt(masks: CropMasks | None, layout: PromptLayout) -> NDArray[np.float64]:
+    """:func:`mask_prompt` with the prompt type, grouping, size and channels of ``layout``."""
+    return mask_prompt(
+        masks,
+        layout.prompt_type,  # type: ignore[arg-type]
+        layout.prompt_grouping,
+        layout.image_size,
+        with_negatives=layout.prompt_negatives,
+        with_background=layout.prompt_background,
+    )

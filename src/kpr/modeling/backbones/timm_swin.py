@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kpr.errors import ConfigError
+from kpr.modeling.backbones.window_sdpa import window_sdpa
 from kpr.modeling.config import BackboneConfig
 
 
@@ -93,15 +94,15 @@ def swinv2_window_attention(
     k = F.normalize(k, dim=-1)
     table = attn.cpb_mlp(attn.relative_coords_table).view(-1, heads)
     bias = table[attn.relative_position_index.view(-1)].view(length, length, heads)
-    bias = 16 * torch.sigmoid(bias.permute(2, 0, 1))[None]  # [1, heads, L, L]
+    bias = 16 * torch.sigmoid(bias.permute(2, 0, 1))  # [heads, L, L]
     windows = 1 if mask is None else mask.shape[0]
-    if mask is not None:
-        bias = bias + mask[:, None]
-    bias = bias.expand(windows, -1, -1, -1).reshape(1, windows * heads, length, length)
-    q, k, v = (t.reshape(b_ // windows, windows * heads, length, -1) for t in (q, k, v))
-    dropout = attn.attn_drop.p if attn.training else 0.0
-    out = F.scaled_dot_product_attention(
-        q, k, v, attn_mask=bias.to(q.dtype), dropout_p=dropout, scale=1.0
+    shape = (b_ // windows, windows, heads, length, -1)
+    out = window_sdpa(
+        *(t.reshape(shape) for t in (q, k, v)),
+        bias,
+        mask,
+        scale=1.0,
+        dropout_p=attn.attn_drop.p if attn.training else 0.0,
     )
     out = out.reshape(b_, heads, length, -1).transpose(1, 2).reshape(b_, length, c)
     return attn.proj_drop(attn.proj(out))

@@ -1,0 +1,52 @@
+"""Window attention through SDPA's fused CPU kernel, shared by both backbone families.
+
+``scaled_dot_product_attention`` takes its fused CPU kernel only for 4-D inputs with a 4-D mask;
+5-D inputs or a 3-D mask send it to its reference path (explicit products plus a masked-softmax
+pass), ×2.5 slower on a [8, 64, 49, 32] attention (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def window_sdpa(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    bias: Tensor,
+    mask: Tensor | None = None,
+    *,
+    scale: float | None = None,
+    dropout_p: float = 0.0,
+) -> Tensor:
+    """softmax(q·kᵀ·scale + bias [+ mask])·v for every window.
+
+    Parameters
+    ----------
+    q, k, v:
+        [N, nW, heads, L, d].
+    bias:
+        [heads, L, L] relative position bias, the same in every window.
+    mask:
+        [nW, L, L] additive shift mask, or ``None``.
+    scale:
+        ``None`` = d ** -0.5.
+
+    Returns
+    -------
+    Tensor
+        [N, nW, heads, L, d].
+    """
+    n, nw, heads, length, _ = q.shape
+    bias = bias[None] if mask is None else bias[None] + mask.to(bias.dtype)[:, None]
+    bias = bias.expand(nw, -1, -1, -1).reshape(1, nw * heads, length, length)
+    q, k, v = (t.reshape(n, nw * heads, length, -1) for t in (q, k, v))
+    out = F.scaled_dot_product_attention(
+        q, k, v, attn_mask=bias.to(q.dtype), dropout_p=dropout_p, scale=scale
+    )
+    return out.view(n, nw, heads, length, -1)
+
+
+__all__ = ["window_sdpa"]
