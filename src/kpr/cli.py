@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from kpr.allocator import tune_cpu_allocator
 from kpr.errors import KPRError
 
 log = logging.getLogger("kpr")
@@ -590,6 +591,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     args = build_parser().parse_args(argv)
     warnings.showwarning = _warn_one_line
+    tune_cpu_allocator()
     try:
         return int(args.func(args) or 0)
     except KPRError as exc:

@@ -81,6 +81,10 @@ def _train_one(name: str, config: TrainConfig, cores: int, active: Any, channel:
     import cv2
     import torch
 
+    from kpr.allocator import tune_cpu_allocator
+
+    tune_cpu_allocator()
+
     def share_cores() -> None:
         threads = threads_per_run(cores, active.value)
         if threads != torch.get_num_threads():

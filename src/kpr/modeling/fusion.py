@@ -37,7 +37,9 @@ class MultiStageFusion(nn.Module):
         out = F.conv2d(features[0], weights[0], self.proj.bias)
         if tuple(out.shape[-2:]) != size:
             out = F.interpolate(out, size=size, mode="bilinear", align_corners=True)
+        # In place: each sum would otherwise be a fresh [N, out_dim, *size] tensor (the largest
+        # of the model), and neither conv2d nor interpolate needs its output for the backward.
         for feature, weight in zip(features[1:], weights[1:]):
             projected = F.conv2d(feature, weight)
-            out = out + F.interpolate(projected, size=size, mode="bilinear", align_corners=True)
-        return F.relu(self.bn(out))
+            out.add_(F.interpolate(projected, size=size, mode="bilinear", align_corners=True))
+        return F.relu_(self.bn(out))

@@ -180,34 +180,41 @@ class WindowAttention(nn.Module):
         bias = self.relative_position_bias_table[self.relative_position_index.flatten()]
         return bias.view(length, length, self.num_heads).permute(2, 0, 1)
 
-    def attend(self, qkv: Tensor, mask: Tensor | None = None) -> Tensor:
+    def attend(self, qkv: Tensor, num_windows: int, mask: Tensor | None = None) -> Tensor:
         """Attention of windows whose qkv projection is given, before the output projection.
+
+        Head-major in and out, so that the windows go to SDPA as one [N, heads·nW, w², d] batch
+        without a copy (the caller's gathers lay the tokens out so).
 
         Parameters
         ----------
         qkv:
-            [N, nW, w², 3C] = :attr:`qkv` of the window tokens.
+            [N, 3·heads, nW·w², d]: :attr:`qkv` of the window tokens, q, k, v then heads.
+        num_windows:
+            nW.
         mask:
             [nW, w², w²] additive shift mask, or ``None``.
 
         Returns
         -------
         Tensor
-            [N, nW, w², C].
+            [N, heads, nW·w², d].
         """
-        n, nw, length, c3 = qkv.shape
-        c = c3 // 3
-        qkv = qkv.view(n, nw, length, 3, self.num_heads, c // self.num_heads)
-        q, k, v = qkv.permute(3, 0, 1, 4, 2, 5).unbind(0)
+        n, _, slots, d = qkv.shape
+        shape = (n, self.num_heads, num_windows, slots // num_windows, d)
+        q, k, v = (t.view(shape) for t in qkv.chunk(3, dim=1))
         # SDPA's default scale is head_dim ** -0.5, the Swin scale; it matches the explicit
         # softmax(q·kᵀ·scale + bias) to float32 rounding.
-        out = window_sdpa(q, k, v, self.relative_position_bias(), mask)
-        return out.transpose(2, 3).reshape(n, nw, length, c)
+        out = window_sdpa(q, k, v, self.relative_position_bias(), mask, heads_first=True)
+        return out.view(n, self.num_heads, slots, d)
 
     def forward(self, windows: Tensor, mask: Tensor | None = None) -> Tensor:
         """Attend within each window: [N, nW, w², C] tokens (mask as in :meth:`attend`) →
         [N, nW, w², C]."""
-        return self.proj(self.attend(self.qkv(windows), mask))
+        n, nw, length, c = windows.shape
+        qkv = self.qkv(windows).view(n, nw * length, 3 * self.num_heads, -1).transpose(1, 2)
+        out = self.attend(qkv.contiguous(), nw, mask).transpose(1, 2)
+        return self.proj(out.reshape(n, nw, length, c))
 
 
 class Mlp(nn.Module):
@@ -299,16 +306,19 @@ class SwinBlock(nn.Module):
         stages of small inputs).
         """
         n, h, w, c = x.shape
+        heads = self.attn.num_heads
         route = layout.shifted if self.shift else layout.plain
         qkv = self.attn.qkv(self.norm1(x)).flatten(1, 2)  # [N, H·W, 3C]
         if layout.padded:
             padding = self.attn.qkv(qkv.new_zeros(1, 1, c)).expand(n, 1, 3 * c)
             qkv = torch.cat((qkv, padding), dim=1)
-        windows = qkv.index_select(1, route.to_windows)
-        windows = windows.view(n, route.num_windows, self.window_size**2, 3 * c)
+        # One gather puts the tokens into their windows and the heads first.
+        qkv = qkv.view(n, -1, 3 * heads, c // heads).transpose(1, 2)
+        windows = qkv.index_select(2, route.to_windows)  # [N, 3·heads, nW·w², d]
         mask = layout.shift_mask if self.shift else None
-        out = self.attn.attend(windows, mask).flatten(1, 2).index_select(1, route.from_windows)
-        x = x + self.drop_path(self.attn.proj(out).view(n, h, w, c))
+        out = self.attn.attend(windows, route.num_windows, mask).transpose(1, 2)
+        out = out.index_select(1, route.from_windows).view(n, h, w, c)  # and one takes them back
+        x = x + self.drop_path(self.attn.proj(out))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 

@@ -18,6 +18,7 @@ def window_sdpa(
     bias: Tensor,
     mask: Tensor | None = None,
     *,
+    heads_first: bool = False,
     scale: float | None = None,
     dropout_p: float = 0.0,
 ) -> Tensor:
@@ -26,7 +27,8 @@ def window_sdpa(
     Parameters
     ----------
     q, k, v:
-        [N, nW, heads, L, d].
+        [N, nW, heads, L, d], or [N, heads, nW, L, d] with ``heads_first``; the first two window
+        dimensions must merge without a copy (each a slice of a contiguous tensor does).
     bias:
         [heads, L, L] relative position bias, the same in every window.
     mask:
@@ -37,16 +39,18 @@ def window_sdpa(
     Returns
     -------
     Tensor
-        [N, nW, heads, L, d].
+        q's layout, contiguous.
     """
-    n, nw, heads, length, _ = q.shape
-    bias = bias[None] if mask is None else bias[None] + mask.to(bias.dtype)[:, None]
-    bias = bias.expand(nw, -1, -1, -1).reshape(1, nw * heads, length, length)
-    q, k, v = (t.reshape(n, nw * heads, length, -1) for t in (q, k, v))
+    n, first, second, length, _ = q.shape
+    bias = bias[:, None] if mask is None else bias[:, None] + mask.to(bias.dtype)[None]
+    if not heads_first:
+        bias = bias.transpose(0, 1)  # [nW or 1, heads, L, L]
+    bias = bias.expand(first, second, -1, -1).reshape(1, first * second, length, length)
+    q, k, v = (t.reshape(n, first * second, length, -1) for t in (q, k, v))
     out = F.scaled_dot_product_attention(
         q, k, v, attn_mask=bias.to(q.dtype), dropout_p=dropout_p, scale=scale
     )
-    return out.view(n, nw, heads, length, -1)
+    return out.view(n, first, second, length, -1)
 
 
 __all__ = ["window_sdpa"]
