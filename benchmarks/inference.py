@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from machine import machine_facts, machine_tag
 
+from kpr.allocator import tune_cpu_allocator
 from kpr.checkpoint import create_model
 from kpr.compat.model import official_window_blocks
 from kpr.modeling.kpr import KPR
@@ -139,6 +140,7 @@ def main() -> None:
     parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime path")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    tune_cpu_allocator()  # as the CLI does; every path of a row runs in this one process
     print(machine_facts(), flush=True)
     for name in ["tiny_128x64" if m == "tiny" else m for m in args.models]:
         model = build(name)
