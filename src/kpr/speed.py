@@ -138,11 +138,9 @@ class DeviationBound:
 
     def accepts(self, deviation: Deviation) -> bool:
         """Whether a probe deviation is far enough inside the bound."""
-        return (
-            1 - deviation.min_cosine
-        ) * self.probe_tail_factor <= 1 - self.min_cosine and deviation.visibility_agreement >= (
-            self.min_visibility_agreement
-        )
+        tail = (1 - deviation.min_cosine) * self.probe_tail_factor
+        agreement = deviation.visibility_agreement
+        return tail <= 1 - self.min_cosine and agreement >= self.min_visibility_agreement
 
 
 DEVIATION_BOUND = DeviationBound()

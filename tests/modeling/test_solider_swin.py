@@ -17,7 +17,11 @@ from kpr.checkpoint.solider import (
     convert_official_state_dict,
     convert_solider_pretrained_state_dict,
 )
-from kpr.compat.model import official_swin_block, official_window_blocks
+from kpr.compat.model import (
+    official_swin_block,
+    official_window_attention,
+    official_window_blocks,
+)
 from kpr.errors import CheckpointError, ConfigError
 from kpr.modeling.backbones.solider_swin import (
     PatchMerging,
@@ -266,9 +270,7 @@ def test_sdpa_attention_matches_explicit_softmax() -> None:
     torch.nn.init.normal_(attn.relative_position_bias_table, std=1.0)
     windows = torch.randn(2, 2, 49, 32)
     mask = shift_window_mask(14, 7, 7, 3)
-    q, k, v = attn.qkv(windows).view(2, 2, 49, 3, 2, 16).permute(3, 0, 1, 4, 2, 5)
-    logits = (q * 16**-0.5) @ k.transpose(-1, -2) + attn.relative_position_bias() + mask[:, None]
-    expected = attn.proj((logits.softmax(-1) @ v).transpose(2, 3).reshape(2, 2, 49, 32))
+    expected = official_window_attention(attn, windows, mask)
     torch.testing.assert_close(attn(windows, mask), expected, atol=1e-5, rtol=1e-5)
 
 

@@ -86,7 +86,7 @@ def official_forward(
     return {k: v.detach().cpu().numpy() for k, v in result.items()}
 
 
-def _official_window_attention(
+def official_window_attention(
     attn: torch.nn.Module, windows: torch.Tensor, mask: torch.Tensor | None
 ) -> torch.Tensor:
     """The official attention, explicit: softmax(q·kᵀ·d^-½ + bias [+ mask])·v, then proj."""
@@ -116,7 +116,7 @@ def official_swin_block(block: SwinBlock, x: torch.Tensor, layout: object) -> to
     if shift:
         y = torch.roll(y, (-shift, -shift), dims=(1, 2))
     windows = y.view(n, hp // ws, ws, wp // ws, ws, c).permute(0, 1, 3, 2, 4, 5)
-    out = _official_window_attention(
+    out = official_window_attention(
         block.attn, windows.reshape(n, -1, ws * ws, c), layout.shift_mask if shift else None
     )
     y = out.view(n, hp // ws, wp // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(n, hp, wp, c)
