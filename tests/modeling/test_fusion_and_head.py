@@ -4,9 +4,16 @@ import torch.nn.functional as F
 
 from kpr.checkpoint import create_model
 from kpr.errors import ConfigError
+from kpr.losses import LossWeights, build_loss
 from kpr.modeling.build import model_config
 from kpr.modeling.fusion import MultiStageFusion
-from kpr.modeling.part_head import PartHead, masked_average, part_visibility, weighted_pool
+from kpr.modeling.part_head import (
+    PartHead,
+    global_average,
+    masked_average,
+    part_visibility,
+    weighted_pool,
+)
 
 
 def test_per_stage_fusion_equals_conv_of_concatenated_upsampled_stages():
@@ -31,6 +38,30 @@ def test_weighted_pool_and_masked_average_by_hand():
     assert torch.allclose(weighted_pool(mask, features), torch.tensor([[[3.5 / 1.5]]]))
     assert torch.allclose(masked_average(mask, features), torch.tensor([[3.5 / 4]]))
     assert torch.equal(weighted_pool(torch.zeros_like(mask), features), torch.zeros(1, 1, 1))
+    assert torch.allclose(global_average(features), torch.tensor([[4.0]]))
+
+
+def test_training_gradient_of_the_fused_map_stays_channels_last():
+    # The fused map is channels-last; a row-major gradient makes the fusion's ReLU and BatchNorm
+    # backward ×7 slower (docs/performance.md).
+    torch.manual_seed(0)
+    model = create_model("kpr_tiny_128x64", num_classes=4).train()
+    images, prompts = (
+        torch.randn(4, 3, 128, 64),
+        torch.rand(4, model.config.prompt_channels, 128, 64),
+    )
+    grads = []
+
+    def keep_gradient(_module, _inputs, out):
+        out.register_hook(grads.append)
+
+    model.fusion.register_forward_hook(keep_gradient)
+    out = model(images, prompts)
+    targets = torch.softmax(torch.randn(out.pixel_logits.shape), dim=1)
+    build_loss("parts", LossWeights())(out, torch.tensor([0, 0, 1, 1]), targets).total.backward()
+    (grad,) = grads
+    assert out.features.is_contiguous(memory_format=torch.channels_last)
+    assert grad.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_binary_visibility_is_argmax_presence():

@@ -444,10 +444,15 @@ def test_block_on_real_tokens_equals_official_padded_block(h: int, w: int, shift
     expected = official_swin_block(block, x, layout)
     got = block(x, layout)
     torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-5)
-    # Gradients too, the qkv bias's included (it reaches every padded slot).
-    (grad_expected,) = torch.autograd.grad(expected.square().sum(), block.attn.qkv.bias)
-    (grad_got,) = torch.autograd.grad(got.square().sum(), block.attn.qkv.bias)
-    torch.testing.assert_close(grad_got, grad_expected, atol=1e-4, rtol=1e-4)
+    # Gradients too: the qkv bias's (it reaches every padded slot) and the position bias table's
+    # (with a gradient to compute, the attention is explicit; without, SDPA's fused kernel).
+    params = (block.attn.qkv.bias, block.attn.relative_position_bias_table)
+    grads_expected = torch.autograd.grad(expected.square().sum(), params)
+    grads_got = torch.autograd.grad(got.square().sum(), params)
+    for grad_got, grad_expected in zip(grads_got, grads_expected):
+        torch.testing.assert_close(grad_got, grad_expected, atol=1e-4, rtol=1e-4)
+    with torch.no_grad():
+        torch.testing.assert_close(block(x, layout), got, atol=2e-5, rtol=1e-5)
 
 
 def test_window_route_by_hand() -> None:

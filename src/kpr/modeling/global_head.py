@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from kpr.modeling.outputs import Branches
-from kpr.modeling.part_head import BNNeck, EmbeddingReduction
+from kpr.modeling.part_head import BNNeck, EmbeddingReduction, global_average
 
 
 class GlobalHead(nn.Module):
@@ -26,7 +26,7 @@ class GlobalHead(nn.Module):
     def forward(self, features: torch.Tensor, full: bool) -> dict[str, object]:
         """Fields of :class:`~kpr.modeling.outputs.KPROutput`; ``part_masks``/``pixel_logits``
         are None, and the branches hold only ``global_``."""
-        embedding = self.reduce_global(features.mean(dim=(2, 3)))
+        embedding = self.reduce_global(global_average(features))
         bn, logits = self.neck_global(embedding)
         n = features.shape[0]
         dtype = torch.bool if self.binary_visibility else features.dtype

@@ -49,13 +49,22 @@ class BNNeck(nn.Module):
         return feats, (self.classifier(feats) if self.classifier is not None else None)
 
 
+def spatial_sum(masks: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    """Σ_hw m·F: masks [N, M, Hf, Wf], features [N, C, Hf, Wf] → [N, M, C].
+
+    One batched product with the features as [N, Hf·Wf, C], which is how the fused (channels-last)
+    features lie in memory: their gradient then comes back channels-last too, and the fusion's
+    ReLU and BatchNorm backward run on matching layouts (×7 faster than on mixed ones).
+    """
+    return torch.bmm(masks.flatten(2), features.flatten(2).transpose(1, 2))
+
+
 def weighted_pool(masks: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
     """Mask-weighted average pooling: Σ(m·F) / max(Σm, 1e-6).
 
     masks [N, M, Hf, Wf], features [N, C, Hf, Wf] → [N, M, C].
     """
-    pooled = torch.einsum("nmhw,nchw->nmc", masks, features)
-    return pooled / masks.sum(dim=(2, 3)).clamp_min(1e-6).unsqueeze(-1)
+    return spatial_sum(masks, features) / masks.sum(dim=(2, 3)).clamp_min(1e-6).unsqueeze(-1)
 
 
 def masked_average(mask: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
@@ -64,7 +73,15 @@ def masked_average(mask: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
     mask [N, 1, Hf, Wf], features [N, C, Hf, Wf] → [N, C]. The official foreground and background
     branches pool this way, unlike the parts (verified against the reference outputs).
     """
-    return torch.einsum("nhw,nchw->nc", mask[:, 0], features) / (mask.shape[-2] * mask.shape[-1])
+    return spatial_sum(mask, features)[:, 0] / (mask.shape[-2] * mask.shape[-1])
+
+
+def global_average(features: torch.Tensor) -> torch.Tensor:
+    """Spatial mean [N, C, Hf, Wf] → [N, C], through :func:`spatial_sum` for its gradient's layout
+    (``mean``'s gradient, a broadcast, turned the accumulated gradient of the fused map row-major).
+    """
+    n, _, h, w = features.shape
+    return masked_average(features.new_ones(n, 1, h, w), features)
 
 
 def part_visibility(part_masks: torch.Tensor, binary: bool) -> torch.Tensor:
@@ -145,7 +162,7 @@ class PartHead(nn.Module):
             }
 
         emb = Branches(
-            global_=self.reduce_global(features.mean(dim=(2, 3))),
+            global_=self.reduce_global(global_average(features)),
             background=self.reduce_background(masked_average(probs[:, :1], features)),
             foreground=foreground,
             parts=parts,
