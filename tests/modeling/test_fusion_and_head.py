@@ -10,9 +10,8 @@ from kpr.modeling.fusion import MultiStageFusion
 from kpr.modeling.part_head import (
     PartHead,
     global_average,
-    masked_average,
+    mask_pools,
     part_visibility,
-    weighted_pool,
 )
 
 
@@ -31,13 +30,15 @@ def test_per_stage_fusion_equals_conv_of_concatenated_upsampled_stages():
     torch.testing.assert_close(fusion(feats), reference, atol=1e-5, rtol=1e-5)
 
 
-def test_weighted_pool_and_masked_average_by_hand():
+def test_mask_pools_and_global_average_by_hand():
     features = torch.tensor([[[[1.0, 3.0], [5.0, 7.0]]]])  # [1, 1, 2, 2]
     mask = torch.tensor([[[[1.0, 0.0], [0.5, 0.0]]]])  # [1, 1, 2, 2]
-    # weighted: (1*1 + 0.5*5) / 1.5; spatial mean of mask*features: (1 + 2.5) / 4
-    assert torch.allclose(weighted_pool(mask, features), torch.tensor([[[3.5 / 1.5]]]))
-    assert torch.allclose(masked_average(mask, features), torch.tensor([[3.5 / 4]]))
-    assert torch.equal(weighted_pool(torch.zeros_like(mask), features), torch.zeros(1, 1, 1))
+    # averaged: spatial mean of mask*features (1 + 2.5) / 4; weighted: (1*1 + 0.5*5) / 1.5
+    averaged, weighted = mask_pools(features, torch.cat((mask, torch.ones_like(mask)), 1), mask)
+    assert torch.allclose(averaged, torch.tensor([[[3.5 / 4], [4.0]]]))
+    assert torch.allclose(weighted, torch.tensor([[[3.5 / 1.5]]]))
+    _, empty = mask_pools(features, mask, torch.zeros_like(mask))
+    assert torch.equal(empty, torch.zeros(1, 1, 1))
     assert torch.allclose(global_average(features), torch.tensor([[4.0]]))
 
 

