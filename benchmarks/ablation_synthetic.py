@@ -145,7 +145,14 @@ def run_row(
     if not train and not (data / "dataset.json").is_file():
         return None
     generator = json.loads((data / "dataset.json").read_text(encoding="utf-8"))["generator"]
-    settings = {"recipe": row.recipe, "overrides": list(row.overrides), "dataset": generator}
+    # The recipe's text too: a result trained with an earlier version of the recipe is not reused.
+    recipe_text = resolve_recipe(row.recipe).read_text(encoding="utf-8")
+    settings = {
+        "recipe": row.recipe,
+        "recipe_text": recipe_text,
+        "overrides": list(row.overrides),
+        "dataset": generator,
+    }
     if done.is_file():
         previous = json.loads(done.read_text(encoding="utf-8"))
         if previous.get("settings") == settings:

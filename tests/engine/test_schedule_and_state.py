@@ -4,6 +4,8 @@ import random
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kpr.engine.schedule import warmup_cosine_lr
 from kpr.engine.training_state import (
@@ -26,6 +28,24 @@ def test_official_schedule_values():
     assert lr(119) == pytest.approx(
         1.6e-5 + (0.008 - 1.6e-5) * (1 + math.cos(math.pi * 114 / 115)) / 2
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.floats(0.0, 12.0),
+    st.floats(0.0, 12.0),
+    st.integers(1, 4),
+    st.floats(1e-5, 1e-3),
+    st.floats(2e-3, 0.1),
+)
+def test_schedule_at_fractional_epochs_rises_then_falls(a, b, warmup, min_lr, max_lr):
+    lo, hi = sorted((a, b))
+    lr_lo, lr_hi = (warmup_cosine_lr(e, max_lr, min_lr, warmup, 10) for e in (lo, hi))
+    assert min_lr - 1e-12 <= lr_lo <= max_lr + 1e-12
+    if hi <= warmup:
+        assert lr_lo <= lr_hi + 1e-12
+    elif lo >= warmup:
+        assert lr_lo >= lr_hi - 1e-12
 
 
 def test_training_state_round_trip(tmp_path):

@@ -12,6 +12,7 @@ from tiny_training import tiny_overrides
 from kpr.checkpoint import load_model
 from kpr.cli import main
 from kpr.engine.config import load_train_config
+from kpr.engine.schedule import warmup_cosine_lr
 from kpr.engine.trainer import Trainer, TrainingDivergedError
 from kpr.errors import ConfigError
 
@@ -82,15 +83,22 @@ def test_train_evaluate_checkpoint(tiny_synthetic, tmp_path):
     assert 0.0 < reranked["all"]["mAP"] <= 1.0
 
 
-def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_synthetic, tmp_path):
+@pytest.mark.parametrize(
+    "optim",
+    [[], ["optim.optimizer=adamw", "optim.lr=0.001", "optim.lr_update=step"]],
+    ids=["sgd", "adamw_per_step"],
+)
+def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_synthetic, tmp_path, optim):
     straight = Trainer(
-        load_train_config(None, tiny_overrides(tiny_synthetic, tmp_path / "a", epochs=2)),
+        load_train_config(None, tiny_overrides(tiny_synthetic, tmp_path / "a", epochs=2) + optim),
         device="cpu",
         progress=False,
     )
     straight.fit()
 
-    config = load_train_config(None, tiny_overrides(tiny_synthetic, tmp_path / "b", epochs=2))
+    config = load_train_config(
+        None, tiny_overrides(tiny_synthetic, tmp_path / "b", epochs=2) + optim
+    )
     killed = Trainer(config, device="cpu", progress=False)
     original = killed.train_epoch
 
@@ -114,6 +122,34 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tiny_synthetic, tmp_pa
     )
     with pytest.raises(ConfigError, match="different config"):
         Trainer(other, device="cpu", progress=False).fit(resume=True)
+
+
+def test_per_step_schedule_and_adamw(tiny_synthetic, tmp_path):
+    config = load_train_config(
+        None,
+        tiny_overrides(tiny_synthetic, tmp_path / "run", epochs=2)
+        + ["optim.lr_update=step", "optim.optimizer=adamw", "optim.weight_decay=0.05"],
+    )
+    trainer = Trainer(config, device="cpu", progress=False)
+    assert isinstance(trainer.optimizer, torch.optim.AdamW)
+    assert trainer.optimizer.param_groups[0]["weight_decay"] == 0.05
+    seen = []
+    trainer.on_batch = lambda: seen.append(trainer.optimizer.param_groups[0]["lr"])
+    trainer.fit()
+    steps = [trainer.sampler.batches_in_epoch(e) for e in range(2)]
+    assert len(seen) == sum(steps) and min(steps) > 2
+    # The rate each step ran at: the official curve at that step's fractional epoch, rising through
+    # the warm-up epoch (not min_lr for all of it) and reaching the peak at epoch 1.
+    o = config.optim
+    expected = [
+        warmup_cosine_lr(e + i / steps[e], o.lr, o.min_lr, o.warmup_epochs, o.epochs)
+        for e in range(2)
+        for i in range(steps[e])
+    ]
+    assert seen == pytest.approx(expected)
+    first = seen[: steps[0]]
+    assert first[0] == pytest.approx(o.min_lr) and seen[steps[0]] == pytest.approx(o.lr)
+    assert all(a < b for a, b in zip(first, first[1:]))
 
 
 def _finite_state(directory):

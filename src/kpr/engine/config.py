@@ -42,7 +42,10 @@ class OptimConfig:
 
     ``fixbase_epochs``: the prompt tokenizer stays frozen for that many epochs. ``amp``: ``auto``
     = float16 autocast + grad scaling on CUDA, plain float32 on CPU; ``fp32`` = no autocast;
-    ``bf16`` = bfloat16 autocast.
+    ``bf16`` = bfloat16 autocast. ``lr_update``: ``epoch`` = the official per-epoch rate (epoch 0
+    at ``min_lr``, the peak right after the warm-up epochs); ``step`` = the same curve at every step
+    (a smooth warm-up from ``min_lr`` during the first epochs). ``optimizer``: ``sgd`` (official,
+    with ``momentum``) or ``adamw`` (``momentum`` unused).
     """
 
     lr: float = 0.008
@@ -55,6 +58,8 @@ class OptimConfig:
     grad_accumulation: int = 1
     amp: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     max_grad_norm: float | None = None
+    lr_update: Literal["epoch", "step"] = "epoch"
+    optimizer: Literal["sgd", "adamw"] = "sgd"
 
 
 @dataclass(frozen=True)

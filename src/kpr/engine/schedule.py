@@ -1,4 +1,9 @@
-"""Official learning-rate schedule: linear warm-up from min_lr, then cosine to min_lr, per epoch."""
+"""Official learning-rate schedule: linear warm-up from min_lr, then cosine to min_lr.
+
+Officially the rate changes once per epoch; evaluated at fractional epochs (``epoch + i / steps``)
+the same curve changes at every step, which keeps short, high-rate recipes from jumping to the peak
+rate between two steps.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,9 @@ import torch
 
 
 def warmup_cosine_lr(
-    epoch: int, max_lr: float, min_lr: float, warmup_epochs: int, total_epochs: int
+    epoch: float, max_lr: float, min_lr: float, warmup_epochs: int, total_epochs: int
 ) -> float:
-    """Learning rate of 0-based ``epoch``.
+    """Learning rate of 0-based ``epoch`` (fractional for per-step updates).
 
     e < warmup: min_lr + (max_lr − min_lr)·e/warmup (so epoch 0 runs at min_lr, as officially);
     afterwards: min_lr + (max_lr − min_lr)·(1 + cos(π·(e − warmup)/(total − warmup)))/2.

@@ -28,7 +28,7 @@ from kpr.data.parsing import require_parsing_labels
 from kpr.data.sampler import IdentitySampler
 from kpr.data.train_dataset import DataConfig, TrainBatch, TrainDataset, collate_train
 from kpr.devices import resolve_device
-from kpr.engine.config import TrainConfig, resolve_augmentation
+from kpr.engine.config import OptimConfig, TrainConfig, resolve_augmentation
 from kpr.engine.distributed import DistInfo, barrier, init_distributed, mean_across_ranks
 from kpr.engine.evaluate import EvalResult, eval_dataset_for, evaluate, prompt_modes
 from kpr.engine.schedule import set_epoch_lr, warmup_cosine_lr
@@ -118,6 +118,15 @@ def freeze_unused_branches(model: KPR, weights: LossWeights) -> None:
         module.requires_grad_(False)
 
 
+def build_optimizer(params: list[torch.nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
+    """SGD with momentum (official) or AdamW (decoupled weight decay), starting at ``min_lr``."""
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.min_lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(
+        params, lr=cfg.min_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+
+
 class Trainer:
     """Train a KPR model from a :class:`TrainConfig` (single process or under ``torchrun``).
 
@@ -200,12 +209,7 @@ class Trainer:
         )
         freeze_unused_branches(self.model, config.loss)
         params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.SGD(
-            params,
-            lr=config.optim.min_lr,
-            momentum=config.optim.momentum,
-            weight_decay=config.optim.weight_decay,
-        )
+        self.optimizer = build_optimizer(params, config.optim)
         self.loss = build_loss(self.model.config.head, config.loss)
         self.amp_dtype = self._amp_dtype()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
@@ -352,13 +356,18 @@ class Trainer:
     def train_epoch(self, epoch: int, writer: Any) -> dict[str, float]:
         cfg = self.config.optim
         self._epoch = epoch
-        lr = warmup_cosine_lr(epoch, cfg.lr, cfg.min_lr, cfg.warmup_epochs, cfg.epochs)
-        set_epoch_lr(self.optimizer, lr)
+        self.sampler.set_epoch(epoch)
+        num_batches = len(self.sampler)  # this epoch's: the count varies with the epoch's draw
+
+        def lr_at(step: int) -> float:
+            at = epoch + step / num_batches if cfg.lr_update == "step" else epoch
+            return warmup_cosine_lr(at, cfg.lr, cfg.min_lr, cfg.warmup_epochs, cfg.epochs)
+
+        lr = lr_at(0)
         self._set_fixbase(epoch)
         self.ddp_model.train()
         if epoch < cfg.fixbase_epochs:
             self.model.prompt_encoder.eval()
-        self.sampler.set_epoch(epoch)
         batches = self.loader
         if self.progress:
             from tqdm.auto import tqdm
@@ -368,8 +377,9 @@ class Trainer:
             )
         totals: dict[str, float] = {}
         count, images, start = 0, 0, time.perf_counter()
-        num_batches = len(self.sampler)
         for i, batch in enumerate(batches):
+            lr = lr_at(i)
+            set_epoch_lr(self.optimizer, lr)
             do_step = (i + 1) % cfg.grad_accumulation == 0 or i + 1 == num_batches
             sync = (
                 contextlib.nullcontext()
