@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kpr.errors import ConfigError
-from kpr.modeling.backbones.window_sdpa import window_sdpa
+from kpr.modeling.backbones.window_sdpa import InferenceMaskCache, window_sdpa
 
 __all__ = [
     "PatchEmbed",
@@ -173,6 +173,7 @@ class WindowAttention(nn.Module):
         self.register_buffer("relative_position_index", relative_position_index(window_size))
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
+        self.mask_cache = InferenceMaskCache()
 
     def relative_position_bias(self) -> Tensor:
         """[heads, w², w²] bias gathered from the table."""
@@ -205,7 +206,16 @@ class WindowAttention(nn.Module):
         q, k, v = (t.view(shape) for t in qkv.chunk(3, dim=1))
         # SDPA's default scale is head_dim ** -0.5, the Swin scale; it matches the explicit
         # softmax(q·kᵀ·scale + bias) to float32 rounding.
-        out = window_sdpa(q, k, v, self.relative_position_bias(), mask, heads_first=True)
+        out = window_sdpa(
+            q,
+            k,
+            v,
+            self.relative_position_bias,
+            mask,
+            heads_first=True,
+            cache=self.mask_cache,
+            sources=(self.relative_position_bias_table, self.relative_position_index),
+        )
         return out.view(n, self.num_heads, slots, d)
 
     def forward(self, windows: Tensor, mask: Tensor | None = None) -> Tensor:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kpr.errors import ConfigError
-from kpr.modeling.backbones.window_sdpa import window_sdpa
+from kpr.modeling.backbones.window_sdpa import InferenceMaskCache, window_sdpa
 from kpr.modeling.config import BackboneConfig
 
 
@@ -49,7 +49,9 @@ class TimmSwin(nn.Module):
         self.model.norm = nn.Identity()
         for module in self.model.modules():
             if is_v2_attention(module):
-                module.forward = functools.partial(swinv2_window_attention, module)
+                module.forward = functools.partial(
+                    swinv2_window_attention, module, cache=InferenceMaskCache()
+                )
         self.stage_dims = tuple(info["num_chs"] for info in self.model.feature_info)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
@@ -71,7 +73,11 @@ def is_v2_attention(module: nn.Module) -> bool:
 
 
 def swinv2_window_attention(
-    attn: nn.Module, x: torch.Tensor, mask: torch.Tensor | None = None
+    attn: nn.Module,
+    x: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    *,
+    cache: InferenceMaskCache | None = None,
 ) -> torch.Tensor:
     """timm SwinV2's window attention through SDPA's fused kernel, the same function.
 
@@ -79,7 +85,8 @@ def swinv2_window_attention(
     scale τ goes into the normalised queries and the bias (and shift mask) into a 4-D additive
     mask over [N, nW·heads], which takes the fused CPU kernel (its reference path otherwise).
 
-    x [N·nW, L, C] → [N·nW, L, C]; mask [nW, L, L] or None.
+    x [N·nW, L, C] → [N·nW, L, C]; mask [nW, L, L] or None; ``cache`` keeps the bias between
+    calls without autograd (:class:`~kpr.modeling.backbones.window_sdpa.InferenceMaskCache`).
     """
     b_, length, c = x.shape
     heads = attn.num_heads
@@ -92,9 +99,12 @@ def swinv2_window_attention(
     scale = torch.clamp(attn.logit_scale, max=math.log(1.0 / 0.01)).exp()  # [heads, 1, 1]
     q = F.normalize(q, dim=-1) * scale
     k = F.normalize(k, dim=-1)
-    table = attn.cpb_mlp(attn.relative_coords_table).view(-1, heads)
-    bias = table[attn.relative_position_index.view(-1)].view(length, length, heads)
-    bias = 16 * torch.sigmoid(bias.permute(2, 0, 1))  # [heads, L, L]
+
+    def bias() -> torch.Tensor:  # [heads, L, L]
+        table = attn.cpb_mlp(attn.relative_coords_table).view(-1, heads)
+        gathered = table[attn.relative_position_index.view(-1)].view(length, length, heads)
+        return 16 * torch.sigmoid(gathered.permute(2, 0, 1))
+
     windows = 1 if mask is None else mask.shape[0]
     shape = (b_ // windows, windows, heads, length, -1)
     out = window_sdpa(
@@ -103,6 +113,12 @@ def swinv2_window_attention(
         mask,
         scale=1.0,
         dropout_p=attn.attn_drop.p if attn.training else 0.0,
+        cache=cache,
+        sources=(
+            *attn.cpb_mlp.parameters(),
+            attn.relative_coords_table,
+            attn.relative_position_index,
+        ),
     )
     out = out.reshape(b_, heads, length, -1).transpose(1, 2).reshape(b_, length, c)
     return attn.proj_drop(attn.proj(out))

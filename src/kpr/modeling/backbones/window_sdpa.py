@@ -8,21 +8,64 @@ gradient (the learned bias, in training) always takes that path, so training mul
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+
+def _equal(a: Tensor, b: Tensor) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype and a.device == b.device and torch.equal(a, b)
+
+
+class InferenceMaskCache:
+    """SDPA's 4-D attention mask of one attention module, kept between calls without autograd.
+
+    Building it (bias gather, SwinV2's bias MLP, adding the shift mask, expanding over the windows)
+    is ≈ 6 % of a batch-1 forward, the same at every call. It is reused while the call's shapes,
+    dtype and device are those it was built for and every tensor it was built from is equal to its
+    copy taken then — compared by value, so in-place updates, reloaded weights and dtype round trips
+    are never missed (the sources are small: a bias table or MLP and one shift mask). With autograd
+    on it is neither used nor filled. ``builds`` counts the masks built for it.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple[object, ...] | None = None
+        self._sources: list[Tensor] = []
+        self._mask: Tensor | None = None
+        self.builds = 0
+
+    def get(self, key: tuple[object, ...], sources: Sequence[Tensor], build: Callable[[], Tensor]):
+        """The mask for ``key`` built from ``sources``: the kept one, or ``build()`` (kept)."""
+        if torch.is_grad_enabled():
+            return build()
+        fresh = (
+            self._mask is not None
+            and key == self._key
+            and len(sources) == len(self._sources)
+            and all(map(_equal, self._sources, sources))
+        )
+        if not fresh:
+            self.builds += 1
+            self._mask = build()
+            self._key = key
+            self._sources = [s.detach().clone() for s in sources]
+        return self._mask
 
 
 def window_sdpa(
     q: Tensor,
     k: Tensor,
     v: Tensor,
-    bias: Tensor,
+    bias: Tensor | Callable[[], Tensor],
     mask: Tensor | None = None,
     *,
     heads_first: bool = False,
     scale: float | None = None,
     dropout_p: float = 0.0,
+    cache: InferenceMaskCache | None = None,
+    sources: Sequence[Tensor] = (),
 ) -> Tensor:
     """softmax(q·kᵀ·scale + bias [+ mask])·v for every window.
 
@@ -32,11 +75,15 @@ def window_sdpa(
         [N, nW, heads, L, d], or [N, heads, nW, L, d] with ``heads_first``; the first two window
         dimensions must merge without a copy (each a slice of a contiguous tensor does).
     bias:
-        [heads, L, L] relative position bias, the same in every window.
+        [heads, L, L] relative position bias, the same in every window, or a function returning it
+        (called only when the mask is built, not when ``cache`` has it).
     mask:
         [nW, L, L] additive shift mask, or ``None``.
     scale:
         ``None`` = d ** -0.5.
+    cache, sources:
+        Without autograd, the SDPA mask is taken from ``cache`` while ``sources`` (the tensors
+        ``bias`` is computed from) and ``mask`` are unchanged.
 
     Returns
     -------
@@ -44,21 +91,35 @@ def window_sdpa(
         q's layout, contiguous.
     """
     n, first, second, length, _ = q.shape
-    bias = bias[:, None] if mask is None else bias[:, None] + mask.to(bias.dtype)[None]
-    if not heads_first:
-        bias = bias.transpose(0, 1)  # [nW or 1, heads, L, L]
-    if bias.requires_grad and torch.is_grad_enabled():
-        # SDPA takes its reference path for a mask that needs a gradient, with a pass that checks
-        # for fully masked rows on top: the explicit products are ×1.05 faster per training step.
-        scores = (q * (q.shape[-1] ** -0.5 if scale is None else scale)) @ k.transpose(-1, -2)
-        weights = F.dropout((scores + bias).softmax(-1), dropout_p)
-        return weights @ v
-    bias = bias.expand(first, second, -1, -1).reshape(1, first * second, length, length)
+
+    def full_bias() -> Tensor:  # [nW or 1, heads, L, L], or heads first
+        b = bias() if callable(bias) else bias
+        b = b[:, None] if mask is None else b[:, None] + mask.to(b.dtype)[None]
+        return b if heads_first else b.transpose(0, 1)
+
+    def sdpa_mask(b: Tensor) -> Tensor:
+        b = b.expand(first, second, -1, -1).reshape(1, first * second, length, length)
+        return b.to(q.dtype)
+
+    if torch.is_grad_enabled() or cache is None:
+        b = full_bias()
+        if b.requires_grad and torch.is_grad_enabled():
+            # SDPA takes its reference path for a mask that needs a gradient, with a pass that
+            # checks for fully masked rows on top: the explicit products are ×1.05 faster per
+            # training step.
+            scores = (q * (q.shape[-1] ** -0.5 if scale is None else scale)) @ k.transpose(-1, -2)
+            weights = F.dropout((scores + b).softmax(-1), dropout_p)
+            return weights @ v
+        attn_mask = sdpa_mask(b)
+    else:
+        key = (first, second, length, heads_first, q.dtype, q.device, mask is None)
+        kept = [*sources] if mask is None else [*sources, mask]
+        attn_mask = cache.get(key, kept, lambda: sdpa_mask(full_bias()))
     q, k, v = (t.reshape(n, first * second, length, -1) for t in (q, k, v))
     out = F.scaled_dot_product_attention(
-        q, k, v, attn_mask=bias.to(q.dtype), dropout_p=dropout_p, scale=scale
+        q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, scale=scale
     )
     return out.view(n, first, second, length, -1)
 
 
-__all__ = ["window_sdpa"]
+__all__ = ["InferenceMaskCache", "window_sdpa"]
