@@ -27,7 +27,7 @@ def warmup_cosine_lr(
     return min_lr + (max_lr - min_lr) * (1.0 + math.cos(math.pi * progress)) / 2.0
 
 
-def set_epoch_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     """Give every parameter group the same rate.
 
     The official scheduler overwrites group multipliers too.

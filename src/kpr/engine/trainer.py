@@ -31,7 +31,7 @@ from kpr.devices import resolve_device
 from kpr.engine.config import OptimConfig, TrainConfig, resolve_augmentation
 from kpr.engine.distributed import DistInfo, barrier, init_distributed, mean_across_ranks
 from kpr.engine.evaluate import EvalResult, eval_dataset_for, evaluate, prompt_modes
-from kpr.engine.schedule import set_epoch_lr, warmup_cosine_lr
+from kpr.engine.schedule import set_lr, warmup_cosine_lr
 from kpr.engine.training_state import (
     read_training_state,
     rng_state,
@@ -379,7 +379,7 @@ class Trainer:
         count, images, start = 0, 0, time.perf_counter()
         for i, batch in enumerate(batches):
             lr = lr_at(i)
-            set_epoch_lr(self.optimizer, lr)
+            set_lr(self.optimizer, lr)
             do_step = (i + 1) % cfg.grad_accumulation == 0 or i + 1 == num_batches
             sync = (
                 contextlib.nullcontext()
