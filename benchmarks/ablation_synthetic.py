@@ -146,10 +146,9 @@ def run_row(
         return None
     generator = json.loads((data / "dataset.json").read_text(encoding="utf-8"))["generator"]
     # The recipe's text too: a result trained with an earlier version of the recipe is not reused.
-    recipe_text = resolve_recipe(row.recipe).read_text(encoding="utf-8")
     settings = {
         "recipe": row.recipe,
-        "recipe_text": recipe_text,
+        "recipe_text": resolve_recipe(row.recipe).read_text(encoding="utf-8"),
         "overrides": list(row.overrides),
         "dataset": generator,
     }

@@ -5,12 +5,12 @@ from __future__ import annotations
 import functools
 
 import torch
+from test_solider_swin import tiny as tiny_solider
+from test_timm_swin import _tiny_swinv2 as tiny_swinv2
 
 from kpr.compat.model import official_window_blocks
-from kpr.modeling.backbones.solider_swin import SoliderSwin
 from kpr.modeling.backbones.timm_swin import TimmSwin
 from kpr.modeling.backbones.window_sdpa import InferenceMaskCache
-from kpr.modeling.config import BackboneConfig
 
 
 class CountingBuild:
@@ -46,19 +46,6 @@ def test_cache_rebuilds_when_a_source_key_or_grad_mode_changes() -> None:
         assert cache.get(("b",), [source.double(), source], build) is kept
 
 
-def _tiny_solider() -> SoliderSwin:
-    torch.manual_seed(0)
-    return SoliderSwin(embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8)).eval()
-
-
-def _tiny_swinv2() -> TimmSwin:
-    config = BackboneConfig(
-        name="swinv2_base_window8_256", embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 2, 4)
-    )
-    torch.manual_seed(0)
-    return TimmSwin(config, (128, 64)).eval()
-
-
 def _run(backbone: torch.nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
     if isinstance(backbone, TimmSwin):
         return backbone.forward_stages(backbone.embed(images))
@@ -76,7 +63,7 @@ def _assert_matches_reference(backbone: torch.nn.Module, images: torch.Tensor) -
 
 
 def test_cached_masks_follow_every_change_of_the_weights() -> None:
-    for backbone, size in ((_tiny_solider(), (384, 128)), (_tiny_swinv2(), (128, 64))):
+    for backbone, size in ((tiny_solider(), (384, 128)), (tiny_swinv2().eval(), (128, 64))):
         images = torch.randn(2, 3, *size)
         bias_params = [
             p
