@@ -29,6 +29,7 @@ from kpr.allocator import tune_cpu_allocator
 from kpr.checkpoint import create_model
 from kpr.compat.model import official_window_blocks
 from kpr.modeling.kpr import KPR
+from kpr.modeling.linear import use_cpu_linear
 from kpr.quantization import quantize_linear_int8
 from kpr.retrieval.distance import l2_normalize
 
@@ -44,16 +45,18 @@ MODELS = {
 
 def official_graph_forward(model: KPR, images: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:
     """The official computation: SOLIDER blocks on every padded token, concat fusion at full
-    resolution, then the full head."""
-    with official_window_blocks(model):
-        stages = model.forward_stages(images, prompts)
-    size = stages[0].shape[-2:]
-    upsampled = [stages[0]] + [
-        F.interpolate(s, size=size, mode="bilinear", align_corners=True) for s in stages[1:]
-    ]
-    fusion = model.fusion
-    features = F.relu(fusion.bn(fusion.proj(torch.cat(upsampled, dim=1))))
-    return model.forward_head(features, full=True).embeddings
+    resolution, then the full head; every Linear on PyTorch's default CPU GEMM (MKL), as the
+    official code runs it."""
+    with use_cpu_linear("aten"):
+        with official_window_blocks(model):
+            stages = model.forward_stages(images, prompts)
+        size = stages[0].shape[-2:]
+        upsampled = [stages[0]] + [
+            F.interpolate(s, size=size, mode="bilinear", align_corners=True) for s in stages[1:]
+        ]
+        fusion = model.fusion
+        features = F.relu(fusion.bn(fusion.proj(torch.cat(upsampled, dim=1))))
+        return model.forward_head(features, full=True).embeddings
 
 
 def kpr_forward(model: KPR, images: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:

@@ -8,14 +8,17 @@ import os
 
 import torch
 
+from kpr.modeling.linear import cpu_linear_backend
 from kpr.speed import cpu_features
 
 
 def machine_facts() -> str:
-    """One line: CPU model, the flags that decide the fast paths, cores, threads, torch."""
+    """One line: CPU model, the flags that decide the fast paths, cores, threads, torch, and the
+    CPU GEMM library kpr's inference linears chose here."""
     return (
         f"machine: {cpu_features().describe()}; {os.cpu_count()} cores, "
-        f"{torch.get_num_threads()} threads, torch {torch.__version__}"
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}, "
+        f"inference linears on {cpu_linear_backend()}"
     )
 
 

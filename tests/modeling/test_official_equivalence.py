@@ -7,6 +7,7 @@ import pytest
 
 from kpr.checkpoint import load_model
 from kpr.compat import official_forward
+from kpr.modeling import linear as kpr_linear
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 
@@ -51,17 +52,28 @@ def assert_matches_reference(result: dict, reference) -> None:
             np.testing.assert_allclose(got, ref, atol=1e-4, rtol=1e-5, err_msg=key)
 
 
+@pytest.mark.parametrize("backend", ["aten", "onednn"])
 @pytest.mark.parametrize(("family", "semantic_weight", "reference", "with_cameras"), CASES)
-def test_official_forward_matches_reference(family, semantic_weight, reference, with_cameras):
+def test_official_forward_matches_reference(
+    family, semantic_weight, reference, with_cameras, backend, monkeypatch
+):
+    # oneDNN for every Linear, however small (these fixtures have tiny widths), to check that
+    # library against the official outputs too.
+    monkeypatch.setattr(kpr_linear, "ONEDNN_MIN_MACS", 0)
+    calls = []
+    onednn = kpr_linear._onednn_linear
+    monkeypatch.setattr(kpr_linear, "_onednn_linear", lambda *a: calls.append(1) or onednn(*a))
     inputs = np.load(FIXTURES / family / "inputs.npz")
     expected = np.load(FIXTURES / family / reference)
-    result = official_forward(
-        _model(family, semantic_weight),
-        inputs["images"],
-        inputs["prompt_masks"],
-        inputs["cam_labels"] if with_cameras else None,
-    )
+    with kpr_linear.use_cpu_linear(backend):
+        result = official_forward(
+            _model(family, semantic_weight),
+            inputs["images"],
+            inputs["prompt_masks"],
+            inputs["cam_labels"] if with_cameras else None,
+        )
     assert_matches_reference(result, expected)
+    assert bool(calls) == (backend == "onednn")
 
 
 def test_camera_embedding_changes_family_b_outputs():

@@ -10,6 +10,7 @@ from kpr.modeling.backbones import build_backbone
 from kpr.modeling.config import KPRConfig
 from kpr.modeling.fusion import MultiStageFusion
 from kpr.modeling.global_head import GlobalHead
+from kpr.modeling.linear import route_linear_layers
 from kpr.modeling.outputs import KPROutput
 from kpr.modeling.part_head import PartHead
 from kpr.modeling.prompt_encoder import PromptEncoder
@@ -62,6 +63,7 @@ class KPR(nn.Module):
                 config.num_classes,
                 config.binary_visibility,
             )
+        route_linear_layers(self)
 
     def _check_inputs(self, images: torch.Tensor, prompts: torch.Tensor | None) -> None:
         h, w = self.config.image_size

@@ -16,6 +16,7 @@ from torch import nn
 from kpr.errors import ConfigError
 from kpr.modeling.backbones.window_sdpa import InferenceMaskCache, window_sdpa
 from kpr.modeling.config import BackboneConfig
+from kpr.modeling.linear import linear
 
 
 class TimmSwin(nn.Module):
@@ -94,7 +95,7 @@ def swinv2_window_attention(
         qkv = attn.qkv(x)
     else:
         bias = torch.cat((attn.q_bias, attn.k_bias, attn.v_bias))
-        qkv = attn.qkv(x) + bias if attn.qkv_bias_separate else F.linear(x, attn.qkv.weight, bias)
+        qkv = attn.qkv(x) + bias if attn.qkv_bias_separate else linear(x, attn.qkv.weight, bias)
     q, k, v = qkv.reshape(b_, length, 3, heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
     scale = torch.clamp(attn.logit_scale, max=math.log(1.0 / 0.01)).exp()  # [heads, 1, 1]
     q = F.normalize(q, dim=-1) * scale
