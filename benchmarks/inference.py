@@ -63,6 +63,12 @@ def kpr_forward(model: KPR, images: torch.Tensor, prompts: torch.Tensor) -> torc
     return model(images, prompts).embeddings
 
 
+def kpr_forward_on_mkl(model: KPR, images: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:
+    """kpr's graph with every Linear on MKL: what the GEMM library choice alone is worth."""
+    with use_cpu_linear("aten"):
+        return model(images, prompts).embeddings
+
+
 def call(fn, model, images, prompts, autocast: bool) -> tuple[float, torch.Tensor]:
     """(seconds, embeddings) of one forward."""
     ctx = torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
@@ -105,6 +111,7 @@ def run(name: str, model: KPR, extra: list, batch: int, repeats: int, compile_: 
     variants = [
         ("official graph fp32", official_graph_forward, False),
         ("kpr fp32", kpr_forward, False),
+        ("kpr fp32, MKL linears", kpr_forward_on_mkl, False),
         ("kpr bf16 autocast", kpr_forward, True),
         *extra,
     ]

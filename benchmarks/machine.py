@@ -8,8 +8,8 @@ import os
 
 import torch
 
+from kpr.cpu import cpu_features
 from kpr.modeling.linear import cpu_linear_backend
-from kpr.speed import cpu_features
 
 
 def machine_facts() -> str:

@@ -6,13 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from kpr import speed
+from kpr import cpu, speed
 from kpr.checkpoint import load_model
+from kpr.cpu import CpuFeatures, parse_cpuinfo
 from kpr.predictor import KPRPredictor
-from kpr.speed import CpuFeatures, Deviation, candidate_paths, choose_path, parse_cpuinfo
+from kpr.speed import Deviation, candidate_paths, choose_path
 
 FIXTURES = Path(__file__).parent / "fixtures"
 AMD_ZEN4 = """processor\t: 0
+vendor_id\t: AuthenticAMD
 model name\t: AMD EPYC 9R14
 flags\t\t: fpu sse avx2 avx512f avx512_vnni avx512_bf16 vaes
 processor\t: 1
@@ -20,6 +22,7 @@ model name\t: AMD EPYC 9R14
 flags\t\t: fpu sse avx2 avx512f avx512_vnni avx512_bf16 vaes
 """
 INTEL_NO_BF16 = """processor\t: 0
+vendor_id\t: GenuineIntel
 model name\t: Intel(R) Xeon(R) CPU @ 2.80GHz
 flags\t\t: fpu sse avx2 avx512f avx512_vnni
 """
@@ -37,6 +40,8 @@ def test_cpuinfo_flags_and_model_are_read():
     spr = parse_cpuinfo(SAPPHIRE_RAPIDS)
     assert spr.bf16 and spr.vnni
     assert parse_cpuinfo("") == CpuFeatures("unknown CPU", frozenset())
+    assert (amd.vendor, intel.vendor) == ("AuthenticAMD", "GenuineIntel")
+    assert not amd.mkl_tuned and intel.mkl_tuned and spr.mkl_tuned
     assert "avx512_bf16=no avx512_vnni=yes" in intel.describe().replace("amx_bf16=no ", "")
 
 
@@ -82,7 +87,7 @@ def model_b():
 
 
 def _fake(monkeypatch, cpuinfo: str, timings: dict[str, float] | None):
-    monkeypatch.setattr(speed, "cpu_features", lambda: parse_cpuinfo(cpuinfo))
+    monkeypatch.setattr(cpu, "cpu_features", lambda: parse_cpuinfo(cpuinfo))
 
     def fake_time_paths(runs, rounds):
         if timings is None:

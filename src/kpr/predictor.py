@@ -383,12 +383,12 @@ class KPRPredictor:
         self, backend: Backend | None, onnx_file: str | os.PathLike | None
     ) -> KPRPredictor:
         """Time every candidate path on a probe batch; the chosen path's predictor."""
-        from kpr import speed
+        from kpr import cpu, speed
 
         cuda_bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
         paths = speed.candidate_paths(
             self.device.type,
-            speed.cpu_features(),
+            cpu.cpu_features(),
             cuda_bf16=cuda_bf16,
             onnx_file=onnx_file is not None and backend != "torch",
         )

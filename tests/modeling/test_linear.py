@@ -7,11 +7,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kpr.cpu import CpuFeatures
 from kpr.errors import KPRError
 from kpr.modeling import linear as kpr_linear
 from kpr.modeling.linear import (
     ONEDNN_MIN_MACS,
-    choose_backend,
     cpu_linear_backend,
     linear,
     route_linear_layers,
@@ -33,13 +33,6 @@ def _large(rows=256, k=256, n=512):
     assert rows * k * n >= ONEDNN_MIN_MACS
     g = torch.Generator().manual_seed(0)
     return torch.randn(rows, k, generator=g), torch.randn(n, k, generator=g), torch.randn(n)
-
-
-def test_choose_backend_needs_the_margin():
-    assert choose_backend(1.0, 0.5) == "onednn"
-    assert choose_backend(1.0, 1.0 / 1.11) == "onednn"
-    assert choose_backend(1.0, 1.0 / 1.09) == "aten"  # within noise: keep the default library
-    assert choose_backend(1.0, 1.2) == "aten"
 
 
 def test_both_libraries_compute_the_same_product(onednn_calls):
@@ -92,19 +85,23 @@ def test_environment_variable_sets_the_backend(monkeypatch):
             pass
 
 
-def test_measured_choice_follows_the_timings(monkeypatch):
+@pytest.mark.parametrize(
+    ("vendor", "expected"),
+    [
+        ("AuthenticAMD", "onednn"),
+        ("HygonGenuine", "onednn"),
+        ("GenuineIntel", "aten"),
+        ("", "aten"),
+    ],
+)
+def test_default_is_onednn_where_mkl_runs_generic_code(vendor, expected, monkeypatch):
     monkeypatch.delenv("KPR_CPU_LINEAR", raising=False)
-    calibrate = kpr_linear._time_backends
-    kpr_linear._measured_backend.cache_clear()
-    monkeypatch.setattr(kpr_linear, "_time_backends", lambda: (3.0, 2.0))
-    assert cpu_linear_backend() == "onednn"
-    assert cpu_linear_backend() == "onednn"
-    kpr_linear._measured_backend.cache_clear()
-    monkeypatch.setattr(kpr_linear, "_time_backends", lambda: (2.0, 2.0))
-    assert cpu_linear_backend() == "aten"
-    kpr_linear._measured_backend.cache_clear()
-    aten, onednn = calibrate(rounds=1)  # the real calibration runs
-    assert aten > 0 and onednn > 0
+    monkeypatch.setattr(kpr_linear, "cpu_features", lambda: CpuFeatures("x", frozenset(), vendor))
+    kpr_linear._default_backend.cache_clear()
+    try:
+        assert cpu_linear_backend() == expected
+    finally:
+        kpr_linear._default_backend.cache_clear()
 
 
 def test_routed_layers_keep_their_state_and_follow_copies(onednn_calls):

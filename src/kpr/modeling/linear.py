@@ -1,10 +1,12 @@
 """Every Linear layer of a KPR model on the CPU's faster float32 GEMM library.
 
-PyTorch's CPU ``F.linear`` calls MKL, whose AVX-512 kernels are chosen by CPU *vendor*: on AMD
-EPYC (Zen 4, AVX-512) it runs 1.1–3× slower than oneDNN on the same shapes (docs/performance.md),
-while oneDNN picks its kernels by instruction set. oneDNN's call costs ~10–15 µs more, so it only
-pays on larger products. Which library is faster is measured once per process
-(:func:`cpu_linear_backend`): the choice holds on every CPU kind, including those where MKL wins.
+PyTorch's CPU ``F.linear`` calls MKL, which picks its tuned kernels by CPU *vendor*: on AMD and
+Hygon CPUs it runs generic code, 1.1–3× slower than oneDNN on the same products (AMD EPYC Zen 4,
+docs/performance.md), while oneDNN picks its kernels by instruction set. So on those CPUs kpr runs
+its inference linears on oneDNN (:func:`cpu_linear_backend`), elsewhere on MKL as PyTorch does.
+A timed choice was tried and dropped: on this shared 2-core machine a 0.2 s calibration measured
+the same pair anywhere from ×0.95 to ×1.65. oneDNN's call costs ~10–15 µs more, so only products
+of at least :data:`ONEDNN_MIN_MACS` go there.
 
 Only inference uses oneDNN: the op has no autograd formula, and under ``torch.export`` /
 ``torch.compile`` or CPU autocast (the bf16 path) the layer stays ``F.linear`` so those see the
@@ -16,8 +18,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import statistics
-import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Literal
@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kpr.cpu import cpu_features
 from kpr.errors import KPRError
 
 Backend = Literal["aten", "onednn"]
@@ -34,11 +35,6 @@ ENV_VAR = "KPR_CPU_LINEAR"
 ONEDNN_MIN_MACS = 1 << 25
 """Smallest product (rows × in × out multiply-adds) sent to oneDNN: below ≈ 3·10⁷ its extra call
 cost outweighs the faster kernel (measured crossover on AMD Zen 4, docs/performance.md)."""
-SPEED_MARGIN = 1.10
-"""oneDNN must be this much faster on the calibration products to be chosen: where the two are
-close (as expected on Intel CPUs) timing noise must not flip the choice between processes."""
-CALIBRATION_SHAPES = ((192, 512, 2048), (768, 256, 1024), (8192, 64, 192))
-"""(rows, in, out): a Swin-B stage-3 MLP at batch 1, a stage-2 one, a tiny model's at batch 16."""
 
 _forced: ContextVar[Backend | None] = ContextVar("kpr_cpu_linear", default=None)
 
@@ -51,45 +47,18 @@ def _onednn_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 
-def choose_backend(aten_seconds: float, onednn_seconds: float) -> Backend:
-    """oneDNN when it is at least :data:`SPEED_MARGIN` faster on the calibration, else aten."""
-    return "onednn" if aten_seconds >= SPEED_MARGIN * onednn_seconds else "aten"
-
-
-def _time_backends(rounds: int = 5) -> tuple[float, float]:
-    """Summed medians (aten, oneDNN) of the calibration products, interleaved rounds."""
-    generator = torch.Generator().manual_seed(0)
-    cases = [
-        tuple(torch.randn(*shape, generator=generator) for shape in ((m, k), (n, k), (n,)))
-        for m, k, n in CALIBRATION_SHAPES
-    ]
-    totals = [0.0, 0.0]
-    with torch.no_grad():
-        for x, w, b in cases:
-            times: list[list[float]] = [[], []]
-            for r in range(rounds + 1):  # the first round warms up
-                for i, fn in enumerate((F.linear, _onednn_linear)):
-                    start = time.perf_counter()
-                    fn(x, w, b)
-                    if r:
-                        times[i].append(time.perf_counter() - start)
-            for i in range(2):
-                totals[i] += statistics.median(times[i])
-    return totals[0], totals[1]
-
-
 @functools.cache
-def _measured_backend(threads: int) -> Backend:
-    del threads  # the cache key: relative speed can change with the thread count
-    if not _onednn_op_available():
-        return "aten"
-    return choose_backend(*_time_backends())
+def _default_backend() -> Backend:
+    mkl_is_blas = torch.backends.mkl.is_available()
+    if mkl_is_blas and not cpu_features().mkl_tuned and _onednn_op_available():
+        return "onednn"
+    return "aten"
 
 
 def cpu_linear_backend() -> Backend:
     """The float32 GEMM library for CPU inference: :func:`use_cpu_linear`'s, else the
-    ``KPR_CPU_LINEAR`` environment variable's (``aten`` or ``onednn``), else the faster one
-    measured on this machine (once per process and thread count, ≈ 0.1 s).
+    ``KPR_CPU_LINEAR`` environment variable's (``aten`` or ``onednn``), else ``onednn`` where MKL
+    runs generic code (AMD, Hygon: :attr:`kpr.cpu.CpuFeatures.mkl_tuned`), ``aten`` elsewhere.
 
     Raises
     ------
@@ -107,7 +76,7 @@ def cpu_linear_backend() -> Backend:
         if raw == "onednn" and not _onednn_op_available():
             raise KPRError(f"{ENV_VAR}=onednn: this PyTorch build has no oneDNN linear")
         return raw  # type: ignore[return-value]
-    return _measured_backend(torch.get_num_threads())
+    return _default_backend()
 
 
 @contextlib.contextmanager
