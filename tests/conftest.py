@@ -1,3 +1,5 @@
+import csv
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -8,3 +10,68 @@ FIXTURES = Path(__file__).parent / "fixtures"
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+@dataclass(frozen=True)
+class DemoCrop:
+    image: Path
+    keypoints: Path  # the crop's keypoint file: its target and the other people in it
+    pid: int
+
+
+@dataclass(frozen=True)
+class TrainedDemo:
+    """A small KPR trained in this test session on a synthetic multi-person set, for the tests
+    that need prompts to matter: its checkpoint directory, the test split's multi-person queries
+    and its gallery."""
+
+    model: Path
+    queries: tuple[DemoCrop, ...]
+    gallery: tuple[DemoCrop, ...]
+
+
+# 64×32 crops, 60 training identities, 10 epochs of the demo recipe (AdamW, BIPO, prompt
+# dropout): ≈ 2 min on 2 CPU cores. On seeds 0 and 1 the multi-person queries reached Rank-1
+# 85.0 / 85.0 % with their prompts and 30.0 / 35.0 % with the empty prompt.
+TRAINED_DEMO_DATA = dict(
+    num_images=2000, num_train_ids=60, num_test_ids=10, image_height=64, image_width=32
+)
+
+
+@pytest.fixture(scope="session")
+def trained_demo(tmp_path_factory) -> TrainedDemo:
+    from kpr.engine.config import load_train_config
+    from kpr.engine.trainer import Trainer
+    from kpr.recipes import resolve_recipe
+    from kpr.synthetic import SyntheticConfig, generate_synthetic_dataset
+
+    root = tmp_path_factory.mktemp("trained_demo")
+    data = root / "data"
+    config = SyntheticConfig(seed=0, query_fraction=0.3, **TRAINED_DEMO_DATA)
+    generate_synthetic_dataset(data, config, workers=2, progress=False)
+    overrides = [
+        f"dataset.root={data}",
+        f"output_dir={root / 'run'}",
+        "seed=0",
+        "optim.epochs=10",
+        f"model_overrides.image_size=[{config.image_height},{config.image_width}]",
+        "eval.prompts=keypoints",
+        "eval.visualize=0",
+    ]
+    result = Trainer(
+        load_train_config(resolve_recipe("synthetic_kpr"), overrides), device="cpu", progress=False
+    ).fit()
+
+    def crop(row: dict[str, str]) -> DemoCrop:
+        image = data / row["image"]
+        keypoints = data / "keypoints" / row["split"] / f"{image.stem}.json"
+        return DemoCrop(image, keypoints, int(row["pid"]))
+
+    rows = list(csv.DictReader(open(data / "annotations.csv", encoding="utf-8")))
+    queries = [r for r in rows if r["split"] == "query" and r["occlusion"] == "multi_person"]
+    gallery = [r for r in rows if r["split"] == "gallery"]
+    return TrainedDemo(
+        result.best_checkpoint or result.last_checkpoint,
+        tuple(map(crop, queries)),
+        tuple(map(crop, gallery)),
+    )

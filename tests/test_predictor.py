@@ -259,30 +259,20 @@ def test_crop_transform_reproduces_the_official_inputs(name):
         np.testing.assert_allclose(crop.prompt.numpy(), inputs["prompt_masks"][i], atol=1e-6)
 
 
-def test_the_demo_model_follows_its_prompts():
-    """The shipped demo model (tests/fixtures/README.md): with prompts every multi-person query
-    finds its identity first; with the empty prompt most find the other person's."""
-    import csv
-
-    crops = FIXTURES / "demo_crops"
-    rows = list(csv.DictReader(open(crops / "crops.csv")))
-    query = [r for r in rows if r["split"] == "query"]
-    gallery = [r for r in rows if r["split"] == "gallery"]
-    predictor = KPRPredictor.from_pretrained(FIXTURES / "demo_model", device="cpu")
-
-    def keypoints(r):
-        return crops / "keypoints" / f"{Path(r['name']).stem}.json"
-
-    g = predictor.embed(
-        [crops / "gallery" / r["name"] for r in gallery], keypoints=list(map(keypoints, gallery))
-    )
-    hits = {}
-    for mode, kps in (("prompt", list(map(keypoints, query))), ("empty", None)):
-        q = predictor.embed([crops / "query" / r["name"] for r in query], keypoints=kps)
+def test_a_trained_model_follows_its_prompts(trained_demo):
+    """On the multi-person queries of the session-trained model, prompts find the target's
+    identity first far more often than the empty prompt (which often finds the other person's)."""
+    predictor = KPRPredictor.from_pretrained(trained_demo.model, device="cpu")
+    query, gallery = trained_demo.queries, trained_demo.gallery
+    g = predictor.embed([c.image for c in gallery], keypoints=[c.keypoints for c in gallery])
+    rank1 = {}
+    for mode, kps in (("prompt", [c.keypoints for c in query]), ("empty", None)):
+        q = predictor.embed([c.image for c in query], keypoints=kps)
         best = predictor.distance(q, g).argmin(dim=1).tolist()
-        hits[mode] = sum(gallery[b]["pid"] == r["pid"] for b, r in zip(best, query))
-    assert hits["prompt"] == len(query) == 6
-    assert hits["empty"] <= 2
+        rank1[mode] = sum(gallery[b].pid == c.pid for b, c in zip(best, query)) / len(query)
+    assert len(query) >= 30
+    assert rank1["prompt"] >= 0.7, rank1
+    assert rank1["empty"] <= 0.5 and rank1["prompt"] - rank1["empty"] >= 0.3, rank1
 
 
 @pytest.fixture(scope="module")

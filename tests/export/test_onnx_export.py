@@ -12,7 +12,9 @@ from kpr.checkpoint import load_model
 from kpr.cli import main
 from kpr.errors import KPRError
 from kpr.export import OnnxSession, export_onnx
+from kpr.modeling import linear as kpr_linear
 from kpr.modeling.kpr import KPR
+from kpr.modeling.linear import use_cpu_linear
 from kpr.predictor import KPRPredictor
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -31,7 +33,10 @@ def family(request, tmp_path_factory):
     if name == "model_A":
         assert main(["export", "--checkpoint", str(_checkpoint(name)), "--out", str(out)]) == 0
     else:
-        export_onnx(model, out)
+        # With every Linear on oneDNN in eager inference, the export must still trace F.linear.
+        with pytest.MonkeyPatch.context() as patch, use_cpu_linear("onednn"):
+            patch.setattr(kpr_linear, "ONEDNN_MIN_MACS", 0)
+            export_onnx(model, out)
     return name, model, out, np.load(FIXTURES / name / "inputs.npz")
 
 

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from serve_helpers import DEMO_CROPS, DEMO_MODEL, make_checkpoint
+from serve_helpers import make_checkpoint
 
 from kpr.cli import collect_images, keypoint_file_for
 from kpr.predictor import KPRPredictor
@@ -64,17 +63,12 @@ def client(service) -> TestClient:
 
 
 @pytest.fixture(scope="session")
-def demo_service(tmp_path_factory) -> ReidService:
-    """The small trained model shipped in tests/fixtures/demo_model and an index of its crops."""
-    if not DEMO_MODEL.is_dir() or not DEMO_CROPS.is_dir():
-        message = f"the trained fixture model is missing ({DEMO_MODEL}, {DEMO_CROPS})"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    predictor = KPRPredictor.from_pretrained(DEMO_MODEL, device="cpu")
-    signature = ModelSignature.of(predictor, DEMO_MODEL)
-    images = collect_images([str(DEMO_CROPS / "gallery")])
-    keypoints = [keypoint_file_for(p, DEMO_CROPS / "keypoints") for p in images]
+def demo_service(trained_demo, tmp_path_factory) -> ReidService:
+    """The session-trained model (tests/conftest.py) and an index of its gallery."""
+    predictor = KPRPredictor.from_pretrained(trained_demo.model, device="cpu")
+    signature = ModelSignature.of(predictor, trained_demo.model)
+    images = [c.image for c in trained_demo.gallery]
+    keypoints = [c.keypoints for c in trained_demo.gallery]
     out = tmp_path_factory.mktemp("demo_index") / "G"
     index = build_index(predictor, images, out, signature=signature, keypoints=keypoints).index
     return ReidService(predictor, index, signature, top_k=10)

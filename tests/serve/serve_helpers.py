@@ -19,9 +19,6 @@ from PIL import Image
 import kpr
 from kpr.keypoints.io import read_keypoints_file
 
-DEMO_MODEL = Path(__file__).parents[1] / "fixtures" / "demo_model"
-DEMO_CROPS = Path(__file__).parents[1] / "fixtures" / "demo_crops"
-
 
 def make_checkpoint(directory: Path, seed: int) -> Path:
     torch.manual_seed(seed)
