@@ -178,6 +178,14 @@ def test_bad_devices_are_one_line_errors(crops, tmp_path, capsys, device, needle
     _one_line_error(capsys, needle)
 
 
+def test_a_bad_cpu_linear_setting_is_a_one_line_error(crops, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("KPR_CPU_LINEAR", "blas")
+    args = ["--checkpoint", CKPT, "--images", crops / "g1", "--out", tmp_path / "e.npz"]
+    assert run_cli("embed", *args) == 2
+    _one_line_error(capsys, "KPR_CPU_LINEAR: expected 'aten' or 'onednn', got 'blas'")
+    assert not (tmp_path / "e.npz").exists()
+
+
 def test_interrupt_and_os_errors_are_one_line(monkeypatch, tmp_path, capsys):
     import kpr.cli as cli
 

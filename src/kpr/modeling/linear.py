@@ -120,7 +120,10 @@ def _linear_layer_forward(layer: nn.Linear, x: Tensor) -> Tensor:
 
 def route_linear_layers(model: nn.Module) -> None:
     """Point every ``nn.Linear`` of ``model`` (exactly that class, so int8-quantized or other
-    replacements keep their own forward) at :func:`linear`. The state dict is unchanged."""
+    replacements keep their own forward) at :func:`linear`. The state dict is unchanged.
+    A bad ``KPR_CPU_LINEAR`` fails here, when the model is built, not at its first large product.
+    """
+    cpu_linear_backend()
     for module in model.modules():
         if type(module) is nn.Linear:
             module.forward = functools.partial(_linear_layer_forward, module)
