@@ -10,7 +10,8 @@ of at least :data:`ONEDNN_MIN_MACS` go there.
 
 Only inference uses oneDNN: the op has no autograd formula, and under ``torch.export`` /
 ``torch.compile`` or CPU autocast (the bf16 path) the layer stays ``F.linear`` so those see the
-standard op. Both libraries compute in float32 (differences ≤ 1e-6 relative, summation order).
+standard op. Both compute in float32; only the summation order differs (Swin-B embeddings within
+1.1e-6 of the official graph's on MKL).
 """
 
 from __future__ import annotations
