@@ -56,6 +56,13 @@ def test_occluded_reid_missing_gallery_folder(occluded_reid_root: Path) -> None:
         occluded_reid(occluded_reid_root, verbose=False)
 
 
+def test_occluded_reid_missing_parsing_split_folder(occluded_reid_root: Path) -> None:
+    folder = occluded_reid_root / "Occluded_REID" / "masks" / MASKS_DIR / "occluded_body_images"
+    folder.rename(folder.with_name("elsewhere"))
+    with pytest.raises(DatasetError, match=f"missing query parsing labels folder: {folder}"):
+        occluded_reid(occluded_reid_root, verbose=False)
+
+
 def test_occluded_reid_unpaired_keypoints(occluded_reid_root: Path) -> None:
     folder = occluded_reid_root / "Occluded_REID" / "external_annotation" / KP_DIR
     (folder / "occluded_body_images" / "001_02.tif_keypoints.json").unlink()

@@ -68,6 +68,56 @@ def keypoints_file_name(image: Path) -> str:
 
 
 @dataclass(frozen=True)
+class ExternalAnnotations:
+    """The official annotation layout's keypoint and parsing folders, one subfolder per split:
+    ``external_annotation/<keypoints_dir>/<split folder>/<image name>_keypoints.json`` and
+    ``masks/<masks_dir>/<split folder>/<image stem><masks_suffix>``. A root is None when it was
+    not asked for or is absent (with a warning)."""
+
+    keypoints_root: Path | None
+    masks_root: Path | None
+    masks_suffix: str
+    dataset: str
+
+    @classmethod
+    def find(
+        cls,
+        data_dir: Path,
+        keypoints_dir: str | None,
+        masks_dir: str | None,
+        masks_suffix: str,
+        dataset: str,
+    ) -> ExternalAnnotations:
+        kp = data_dir / "external_annotation" / keypoints_dir if keypoints_dir else None
+        masks = data_dir / "masks" / masks_dir if masks_dir else None
+        return cls(
+            optional_root(kp, "keypoints", dataset),
+            optional_root(masks, "parsing labels", dataset),
+            masks_suffix,
+            dataset,
+        )
+
+    def companions(self, folder: str, split: Split) -> tuple[Companion | None, Companion | None]:
+        """(keypoints, parsing) side files of the split in ``folder``; a requested root without
+        that subfolder is a :class:`DatasetError`."""
+        keypoints = parsing = None
+        if self.keypoints_root is not None:
+            kp_dir = require_dir(self.keypoints_root / folder, f"{split} keypoints", self.dataset)
+            keypoints = Companion("keypoints", kp_dir, keypoints_file_name, KEYPOINTS_SUFFIX)
+        if self.masks_root is not None:
+            what = f"{split} parsing labels"
+            mask_dir = require_dir(self.masks_root / folder, what, self.dataset)
+            suffix = self.masks_suffix
+            parsing = Companion("parsing", mask_dir, lambda p: p.stem + suffix, suffix)
+        return keypoints, parsing
+
+    def describe(self) -> str:
+        """The folders used, for the dataset's summary notes."""
+        kp, masks = self.keypoints_root or "none", self.masks_root or "none"
+        return f"keypoints {kp}; parsing labels {masks}"
+
+
+@dataclass(frozen=True)
 class MarketStyleLayout:
     """What differs between the datasets that use the Market-1501 layout."""
 
@@ -91,13 +141,8 @@ def build_market_style(
     """Read a Market-style dataset; see :func:`kpr.data.datasets.market1501.market1501`."""
     bad = BadSamples(layout.name, on_bad_sample)
     data_dir = resolve_dataset_dir(root, layout.dirname, tuple(SPLIT_DIRS.values()), layout.name)
-    kp_root = optional_root(
-        data_dir / "external_annotation" / keypoints_dir if keypoints_dir else None,
-        "keypoints",
-        layout.name,
-    )
-    mask_root = optional_root(
-        data_dir / "masks" / masks_dir if masks_dir else None, "parsing labels", layout.name
+    annotations = ExternalAnnotations.find(
+        data_dir, keypoints_dir, masks_dir, masks_suffix, layout.name
     )
     splits: dict[Split, list[ReIDSample]] = {}
     junk = 0
@@ -114,16 +159,7 @@ def build_market_style(
                 junk += 1
                 continue
             candidates.append(Candidate(image, pid, camid, split))
-        keypoints = None
-        if kp_root is not None:
-            kp_dir = require_dir(kp_root / folder, f"{split} keypoints", layout.name)
-            keypoints = Companion("keypoints", kp_dir, keypoints_file_name, KEYPOINTS_SUFFIX)
-        parsing = None
-        if mask_root is not None:
-            mask_dir = require_dir(mask_root / folder, f"{split} parsing labels", layout.name)
-            parsing = Companion(
-                "parsing", mask_dir, lambda p, s=masks_suffix: p.stem + s, masks_suffix
-            )
+        keypoints, parsing = annotations.companions(folder, split)
         splits[split] = build_samples(
             candidates,
             all_images=images,
@@ -143,7 +179,7 @@ def build_market_style(
     )
     notes = [
         f"dataset directory {data_dir}",
-        f"keypoints {kp_root or 'none'}; parsing labels {mask_root or 'none'}",
+        annotations.describe(),
         f"{junk} junk images (pid -1) ignored",
     ]
     return finish(dataset, bad, verbose, notes)

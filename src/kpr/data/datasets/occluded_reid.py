@@ -19,10 +19,8 @@ from kpr.data.datasets._common import (
     BadSamplePolicy,
     BadSamples,
     Candidate,
-    Companion,
     build_samples,
     finish,
-    optional_root,
     parse_image_name,
     parse_prefix_pid,
     require_dir,
@@ -31,8 +29,7 @@ from kpr.data.datasets._common import (
 from kpr.data.datasets._market_style import (
     DEFAULT_KEYPOINTS_DIR,
     DEFAULT_MASKS_DIR,
-    KEYPOINTS_SUFFIX,
-    keypoints_file_name,
+    ExternalAnnotations,
 )
 from kpr.data.samples import ReIDDataset, ReIDSample, Split
 
@@ -62,14 +59,7 @@ def occluded_reid(
     bad = BadSamples(NAME, on_bad_sample)
     folders = [folder for folder, _ in OCCLUDED_TEST_SPLITS.values()]
     data_dir = resolve_dataset_dir(root, DIRNAME, folders, NAME)
-    kp_root = optional_root(
-        data_dir / "external_annotation" / keypoints_dir if keypoints_dir else None,
-        "keypoints",
-        NAME,
-    )
-    mask_root = optional_root(
-        data_dir / "masks" / masks_dir if masks_dir else None, "parsing labels", NAME
-    )
+    annotations = ExternalAnnotations.find(data_dir, keypoints_dir, masks_dir, masks_suffix, NAME)
     splits: dict[Split, list[ReIDSample]] = {}
     for split, (folder, camid) in OCCLUDED_TEST_SPLITS.items():
         image_dir = require_dir(data_dir / folder, f"{split} split", NAME)
@@ -79,16 +69,7 @@ def occluded_reid(
             pid = bad.guard(parse_image_name, image, parse_prefix_pid)
             if pid is not None:
                 candidates.append(Candidate(image, pid, camid, split))
-        keypoints = None
-        if kp_root is not None:
-            kp_dir = require_dir(kp_root / folder, f"{split} keypoints", NAME)
-            keypoints = Companion("keypoints", kp_dir, keypoints_file_name, KEYPOINTS_SUFFIX)
-        parsing = None
-        if mask_root is not None:
-            mask_dir = require_dir(mask_root / folder, f"{split} parsing labels", NAME)
-            parsing = Companion(
-                "parsing", mask_dir, lambda p, s=masks_suffix: p.stem + s, masks_suffix
-            )
+        keypoints, parsing = annotations.companions(folder, split)
         splits[split] = build_samples(
             candidates,
             all_images=images,
@@ -103,6 +84,6 @@ def occluded_reid(
     )
     notes = [
         f"dataset directory {data_dir}",
-        f"keypoints {kp_root or 'none'}; parsing labels {mask_root or 'none'}",
+        annotations.describe(),
     ]
     return finish(dataset, bad, verbose, notes)
