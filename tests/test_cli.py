@@ -135,6 +135,27 @@ def test_embed_refuses_a_directory_or_an_existing_file_as_out(crops, tmp_path, c
     assert np.load(existing)["embeddings"].shape[0] == 2
 
 
+def test_a_corrupt_image_is_one_line_on_the_terminal_too(crops, tmp_path, capfd):
+    # A PNG whose header claims 60000×60000 and then ends: OpenCV's decoder prints a warning of
+    # its own straight to the file descriptor unless kpr silences it.
+    import cv2
+
+    broken = tmp_path / "broken.png"
+    header = b"\x00\x00\x00\rIHDR" + (60000).to_bytes(4, "big") * 2 + b"\x08\x02\x00\x00\x00"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + header + b"\x00" * 4)
+    level = cv2.getLogLevel()
+    try:
+        code = main(["embed", "--checkpoint", str(CKPT), "--images", str(broken), "--out",
+                     str(tmp_path / "e.npz")])  # fmt: skip
+    finally:
+        cv2.setLogLevel(level)
+    assert code == 2
+    raw = capfd.readouterr().err
+    assert "WARN" not in raw and "libpng" not in raw, raw
+    err = [s for s in raw.splitlines() if s.strip() and "batch/s" not in s]  # progress bars
+    assert len(err) == 1 and "broken.png: not a decodable image" in err[0], err
+
+
 def test_embed_on_error_skip_reports_the_skipped_images(crops, tmp_path, capsys):
     folder = tmp_path / "mixed"
     folder.mkdir()

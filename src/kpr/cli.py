@@ -587,10 +587,18 @@ def _warn_one_line(message, category, filename, lineno, file=None, line=None) ->
     print(f"kpr: warning: {message}", file=sys.stderr)
 
 
+def _quiet_opencv() -> None:
+    # kpr reports an unreadable image itself, in one line; OpenCV's decoder warnings would add more.
+    import cv2
+
+    cv2.setLogLevel(2)  # errors only
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     args = build_parser().parse_args(argv)
     warnings.showwarning = _warn_one_line
+    _quiet_opencv()
     tune_cpu_allocator()
     try:
         return int(args.func(args) or 0)
