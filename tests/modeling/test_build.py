@@ -1,9 +1,11 @@
+import numpy as np
 import pytest
 import torch
 
 from kpr.checkpoint import create_model
 from kpr.errors import ConfigError, KPRError, PromptError
 from kpr.modeling.build import list_models, model_config
+from kpr.predictor import KPRPredictor
 
 
 def _count(model) -> int:
@@ -66,3 +68,26 @@ def test_wrong_inputs_are_rejected_with_shapes():
     model_cams = create_model("kpr_tiny_128x64", num_cameras=2).eval()
     with pytest.raises(KPRError, match="cameras"):
         model_cams(torch.randn(1, 3, 128, 64), cameras=torch.tensor([5]))
+
+
+@pytest.mark.parametrize("backbone", ["swin_tiny", "swinv2"])
+def test_a_model_used_for_inference_first_still_trains(backbone):
+    # The predictor embeds under inference mode; what the model keeps from that call (the window
+    # layouts, the attention masks) must not be inference tensors a later training step needs.
+    if backbone == "swinv2":
+        tiny = {"name": "swinv2_base_window8_256", "embed_dim": 16, "depths": [2, 2, 2, 2],
+                "num_heads": [1, 2, 2, 4]}  # fmt: skip
+        model = create_model(
+            "kpr_swinv2_base_256x128", backbone=tiny, image_size=(128, 64), num_classes=4
+        )
+    else:
+        model = create_model("kpr_tiny_128x64", num_classes=4)
+    images = torch.randn(4, 3, 128, 64)
+    crops = np.random.default_rng(0).integers(0, 256, (2, 128, 64, 3), dtype=np.uint8)
+    KPRPredictor(model, device="cpu").embed(list(crops))
+    model.train()
+    out = model(images)
+    loss = torch.nn.functional.cross_entropy(out.id_logits.foreground, torch.tensor([0, 1, 2, 3]))
+    loss.backward()
+    grads = [p.grad for p in model.backbone.parameters() if p.requires_grad]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)

@@ -360,15 +360,21 @@ class SwinStage(nn.Module):
         key = (height, width, device)
         layout = self._layouts.get(key)
         if layout is None:
-            pad_h, pad_w = -height % self.window_size, -width % self.window_size
-            plain = window_route(height, width, self.window_size, 0, device)
-            shifted = mask = None
-            if any(block.shift for block in self.blocks):
-                padded_h, padded_w = height + pad_h, width + pad_w
-                mask = shift_window_mask(padded_h, padded_w, self.window_size, self.shift, device)
-                shifted = window_route(height, width, self.window_size, self.shift, device)
-            layout = self._layouts[key] = _WindowLayout(bool(pad_h or pad_w), plain, shifted, mask)
+            # Outside inference mode: tensors made under it (a first call from the predictor)
+            # cannot enter a later training step's autograd graph.
+            with torch.inference_mode(False):
+                layout = self._layouts[key] = self._build_layout(height, width, device)
         return layout
+
+    def _build_layout(self, height: int, width: int, device: torch.device) -> _WindowLayout:
+        pad_h, pad_w = -height % self.window_size, -width % self.window_size
+        plain = window_route(height, width, self.window_size, 0, device)
+        shifted = mask = None
+        if any(block.shift for block in self.blocks):
+            padded_h, padded_w = height + pad_h, width + pad_w
+            mask = shift_window_mask(padded_h, padded_w, self.window_size, self.shift, device)
+            shifted = window_route(height, width, self.window_size, self.shift, device)
+        return _WindowLayout(bool(pad_h or pad_w), plain, shifted, mask)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """[N, H, W, C] → (stage output [N, H, W, C], next-stage input [N, ⌈H/2⌉, ⌈W/2⌉, 2C])."""
