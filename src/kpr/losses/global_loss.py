@@ -36,7 +36,8 @@ class GlobalLoss(nn.Module):
             ),
             # On the BNNeck embedding (the one retrieval uses): batch normalisation keeps its
             # scale, whereas on the ReLU output before it the triplet term can shrink every
-            # embedding to zero, where it has no gradient (measured: a collapse to chance level).
+            # embedding to zero, where it has no gradient (measured with SGD and again with AdamW:
+            # triplet at its margin, embedding variance 5e-5, chance-level Rank-1).
             "triplet_global": (
                 w.triplet_parts,
                 part_averaged_triplet_loss(
