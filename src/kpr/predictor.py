@@ -304,7 +304,8 @@ class KPRPredictor:
     Parameters
     ----------
     model:
-        A :class:`~kpr.modeling.kpr.KPR` model.
+        A :class:`~kpr.modeling.kpr.KPR` model. It is moved to ``device`` and put in eval mode (the
+        same object, not a copy: call ``model.train()`` to go on training it).
     device:
         Where to run (default: best available).
     precision:
