@@ -112,14 +112,17 @@ def test_errors_exit_2_with_the_path(tmp_path, capsys):
     assert "no images" in capsys.readouterr().err
 
 
-def _one_line_error(capsys, *needles):
-    err = [
-        line for line in capsys.readouterr().err.strip().splitlines() if "batch/s" not in line
-    ]  # progress bars
+def _error_line(stderr: str, *needles):
+    """The one line of ``stderr`` besides progress bars, checked to hold every needle."""
+    err = [line for line in stderr.splitlines() if line.strip() and "batch/s" not in line]
     assert len(err) == 1 and err[0].startswith("kpr "), err
     for needle in needles:
         assert needle in err[0], err
     return err[0]
+
+
+def _one_line_error(capsys, *needles):
+    return _error_line(capsys.readouterr().err, *needles)
 
 
 def test_embed_refuses_a_directory_or_an_existing_file_as_out(crops, tmp_path, capsys):
@@ -151,9 +154,8 @@ def test_a_corrupt_image_is_one_line_on_the_terminal_too(crops, tmp_path, capfd)
         cv2.setLogLevel(level)
     assert code == 2
     raw = capfd.readouterr().err
-    assert "WARN" not in raw and "libpng" not in raw, raw
-    err = [s for s in raw.splitlines() if s.strip() and "batch/s" not in s]  # progress bars
-    assert len(err) == 1 and "broken.png: not a decodable image" in err[0], err
+    assert "WARN" not in raw and "libpng" not in raw, raw  # not even inside a progress line
+    _error_line(raw, "broken.png: not a decodable image")
 
 
 def test_embed_on_error_skip_reports_the_skipped_images(crops, tmp_path, capsys):

@@ -70,7 +70,7 @@ def test_wrong_inputs_are_rejected_with_shapes():
         model_cams(torch.randn(1, 3, 128, 64), cameras=torch.tensor([5]))
 
 
-@pytest.mark.parametrize("backbone", ["swin_tiny", "swinv2"])
+@pytest.mark.parametrize("backbone", ["solider", "swinv2"])
 def test_a_model_used_for_inference_first_still_trains(backbone):
     # The predictor embeds under inference mode; what the model keeps from that call (the window
     # layouts, the attention masks) must not be inference tensors a later training step needs.
