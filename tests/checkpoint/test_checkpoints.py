@@ -112,6 +112,20 @@ def test_unknown_backbone_and_missing_files_are_clear(tmp_path):
         load_checkpoint(tmp_path / "nothing.pth.tar")
 
 
+def test_a_training_run_directory_points_at_its_checkpoints(tmp_path):
+    run = tmp_path / "run"
+    save_model(create_model("kpr_tiny_128x64"), run / "checkpoints" / "best")
+    with pytest.raises(CheckpointError) as caught:
+        load_model(run)
+    message = str(caught.value)
+    assert "config.json: missing" in message
+    assert f"is a training run: use {run / 'checkpoints' / 'best'})" in message
+    # An ordinary directory gets no such hint.
+    with pytest.raises(CheckpointError) as caught:
+        load_model(tmp_path)
+    assert "training run" not in str(caught.value)
+
+
 def test_official_file_with_unknown_tensor_is_refused(tmp_path):
     # Re-save the official state dict with an extra tensor: conversion must name it.
     ckpt = read_official_checkpoint(CKPT_A)

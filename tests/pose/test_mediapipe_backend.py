@@ -3,6 +3,10 @@ the offline bundle, the missing-extra message."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from pose_helpers import FACE, LEFT_HALF_OF_FACE, UPPER_BODY, hide_mediapipe
@@ -72,6 +76,32 @@ def test_two_people_in_a_frame_are_found_separately(mediapipe_estimator, two_peo
 
 def test_empty_scene_has_nobody(mediapipe_estimator):
     assert detect_people(np.full((360, 640, 3), 200, np.uint8), mediapipe_estimator) == []
+
+
+def test_mediapipe_start_up_note_stays_off_the_terminal_after_empty_frames(tmp_path):
+    """MediaPipe logs a note about non-square inputs once per process, on the first call that
+    finds someone: a video whose first frames are empty must not print it mid-progress-bar."""
+    script = f"""
+import numpy as np
+from pose_helpers import GRACE_HOPPER, paste
+from kpr.imaging import read_rgb
+from kpr.pose.mediapipe_backend import MediaPipePoseEstimator
+frame = np.full((360, 640, 3), 120, np.uint8)
+paste(frame, read_rgb(GRACE_HOPPER), 300, 100, 60)
+estimator = MediaPipePoseEstimator(cache_dir={str(tmp_path)!r})
+found = [len(estimator.estimate(f)) for f in (np.zeros_like(frame), frame, frame)]
+print(found)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[0, 1, 1]"
+    assert "landmark_projection" not in done.stderr and "NORM_RECT" not in done.stderr
 
 
 def test_top_down_with_a_user_detector_moves_keypoints_into_the_frame(

@@ -232,6 +232,18 @@ def _missing_fields(cls: type, data: Mapping[str, Any], where: str) -> list[str]
     return missing
 
 
+def _training_run_hint(directory: Path) -> str:
+    """Where the checkpoints are when ``directory`` is a training run's output directory."""
+    saved = [
+        directory / "checkpoints" / name
+        for name in ("best", "last")
+        if (directory / "checkpoints" / name / CONFIG_FILE).is_file()
+    ]
+    if not saved:
+        return ""
+    return f" ({directory} is a training run: use {' or '.join(map(str, saved))})"
+
+
 def read_kpr_checkpoint(directory: str | Path) -> KPRCheckpoint:
     """Read a checkpoint directory written by :func:`save_kpr_checkpoint`.
 
@@ -244,6 +256,7 @@ def read_kpr_checkpoint(directory: str | Path) -> KPRCheckpoint:
         if not path.is_file():
             raise CheckpointError(
                 f"{path}: missing; a kpr checkpoint holds {CONFIG_FILE} and {WEIGHTS_FILE}"
+                + _training_run_hint(directory)
             )
     try:
         document = json.loads(config_path.read_text(encoding="utf-8"))

@@ -107,10 +107,11 @@ class MediaPipePoseEstimator:
         rgb = to_rgb_array(image)
         h, w = rgb.shape[:2]
         frame = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
-        # The first call logs a one-off note about non-square inputs; the results are still right.
+        # The first call that finds someone logs a one-off note about non-square inputs (the
+        # results are still right); calls that find nobody do not reach that code.
         with _native_stderr_held() if not self._warm else contextlib.nullcontext():
             result = self._landmarker.detect(frame)
-        self._warm = True
+        self._warm = self._warm or bool(result.pose_landmarks)
         people = []
         for pose in result.pose_landmarks:
             points = np.array(
