@@ -1,6 +1,9 @@
 """ONNX export round trip: parity with torch and with the official outputs, and bad inputs."""
 
+import contextlib
 import dataclasses
+import io
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -24,15 +27,44 @@ def _checkpoint(name: str) -> Path:
     return FIXTURES / name / "checkpoint_official_format.pth.tar"
 
 
+@dataclasses.dataclass(frozen=True)
+class CliExport:
+    out: Path
+    stdout: str
+    stderr: str
+    warnings: list[str]  # log records at WARNING and above
+
+
+@pytest.fixture(scope="module")
+def cli_export(tmp_path_factory) -> CliExport:
+    """model_B (SOLIDER, whose graph made onnx_ir warn) exported by `kpr export`, with everything
+    it printed or logged."""
+    out = tmp_path_factory.mktemp("model_B") / "model.onnx"
+    stdout, stderr = io.StringIO(), io.StringIO()
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = records.append
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = main(["export", "--checkpoint", str(_checkpoint("model_B")), "--out", str(out)])
+    finally:
+        root.removeHandler(handler)
+    assert code == 0, stderr.getvalue()
+    warned = [r.getMessage() for r in records if r.levelno >= logging.WARNING]
+    return CliExport(out, stdout.getvalue(), stderr.getvalue(), warned)
+
+
 @pytest.fixture(scope="module", params=["model_A", "model_B"])
 def family(request, tmp_path_factory):
-    """(name, model, .onnx path, inputs): model_A exported through the CLI, model_B the API."""
+    """(name, model, .onnx path, inputs): model_B exported through the CLI, model_A the API."""
     name = request.param
-    out = tmp_path_factory.mktemp(name) / "model.onnx"
     model = load_model(_checkpoint(name))
-    if name == "model_A":
-        assert main(["export", "--checkpoint", str(_checkpoint(name)), "--out", str(out)]) == 0
+    if name == "model_B":
+        out = request.getfixturevalue("cli_export").out
     else:
+        out = tmp_path_factory.mktemp(name) / "model.onnx"
         # With every Linear on oneDNN in eager inference, the export must still trace F.linear.
         with pytest.MonkeyPatch.context() as patch, use_cpu_linear("onednn"):
             patch.setattr(kpr_linear, "ONEDNN_MIN_MACS", 0)
@@ -95,6 +127,14 @@ def test_a_model_without_negative_and_background_channels_exports_in_memory():
     assert ort.session.input_names == ("images", "prompts")
 
 
+def test_export_prints_nothing_but_its_result(cli_export):
+    assert cli_export.stdout.strip() == (
+        f"exported {_checkpoint('model_B')} -> {cli_export.out} (opset 18)"
+    )
+    assert cli_export.stderr == ""
+    assert cli_export.warnings == []  # onnx_ir warned about empty attribute lists on every export
+
+
 def test_the_session_checks_cameras_and_shapes(family):
     name, model, path, inputs = family
     session = OnnxSession(path)
@@ -107,7 +147,7 @@ def test_the_session_checks_cameras_and_shapes(family):
 
 
 def test_export_refuses_bad_out_paths_before_exporting(tmp_path, capsys):
-    args = ["export", "--checkpoint", str(_checkpoint("model_A")), "--out"]
+    args = ["export", "--checkpoint", str(_checkpoint("model_B")), "--out"]
     assert main([*args, str(tmp_path / "model.pt")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "model.pt: expected a .onnx file path" in err
