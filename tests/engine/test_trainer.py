@@ -42,7 +42,7 @@ def test_train_evaluate_checkpoint(tiny_synthetic, tmp_path):
     assert set(results["evaluations"]["1"]) == {"keypoints", "empty"}
     reloaded = load_model(result.last_checkpoint)
     assert reloaded.config.num_classes == 6
-    with pytest.raises(ConfigError, match="exists"):
+    with pytest.raises(ConfigError, match=r"last exists: continue that run with --resume"):
         Trainer(config, device="cpu", progress=False).fit()
 
     out = tmp_path / "eval"

@@ -440,7 +440,8 @@ class Trainer:
             self.resume()
         elif self.dist.is_main and (self.checkpoint_dir / "last").exists():
             raise ConfigError(
-                f"{self.checkpoint_dir / 'last'} exists: pass resume or choose another output_dir"
+                f"{self.checkpoint_dir / 'last'} exists: continue that run with --resume "
+                "(resume=True) or choose another output_dir"
             )
         writer = None
         if self.dist.is_main:
