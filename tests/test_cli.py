@@ -93,6 +93,18 @@ def test_compare_prints_matrix_and_writes_figure(crops, tmp_path, capsys):
         assert img.size[0] > 800 and img.size[1] > 400
 
 
+def test_compare_refuses_more_crops_than_a_figure_can_show(crops, tmp_path, capsys):
+    from kpr.viz.compare import MAX_CROPS_PER_GROUP
+
+    many = [crops / "g1" / "s0.png"] * (MAX_CROPS_PER_GROUP + 1)
+    out = tmp_path / "cmp.png"
+    # Refused before the model loads: the checkpoint does not even exist.
+    args = ["compare", "--checkpoint", str(tmp_path / "none"), "--out", str(out)]
+    assert main([*args, "--group1", str(crops / "g1"), "--group2", *map(str, many)]) == 2
+    _one_line_error(capsys, f"--group2: {MAX_CROPS_PER_GROUP + 1} crops", "kpr search")
+    assert not out.exists()
+
+
 def test_convert_then_info(tmp_path, capsys):
     out = tmp_path / "converted"
     assert main(["convert", "--checkpoint", str(CKPT), "--out", str(out)]) == 0

@@ -202,11 +202,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from kpr.imaging import read_rgb
     from kpr.keypoints.groupings import target_grouping
     from kpr.keypoints.io import read_keypoints_file
-    from kpr.viz.compare import Sample, comparison_figure
+    from kpr.viz.compare import Sample, check_group_size, comparison_figure
 
     out = _output_file(args.out, args.overwrite, ".png")
-    predictor = _predictor(args)
     groups = [collect_images(args.group1), collect_images(args.group2)]
+    for option, images in zip(("--group1", "--group2"), groups):
+        check_group_size(len(images), option)
+    predictor = _predictor(args)
     embedded, samples = [], []
     for images in groups:
         keypoints = _keypoints_for(images, args.keypoints)

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402
 
+from kpr.errors import KPRError  # noqa: E402
 from kpr.io_utils import atomic_path  # noqa: E402
 from kpr.viz.drawing import draw_prompt, overlay_heatmap  # noqa: E402
 
@@ -29,6 +30,21 @@ class Sample:
     visibility: NDArray  # [1+K]
 
 
+# Each crop is a figure row of 2 + K panels: 16 + 16 crops already make a 1925 × 8162 px PNG
+# (16 s); 360 × 840 crops took 9 GB and more than 10 minutes.
+MAX_CROPS_PER_GROUP = 16
+
+
+def check_group_size(count: int, what: str) -> None:
+    """Refuse more crops than a comparison figure can show, naming the group."""
+    if count > MAX_CROPS_PER_GROUP:
+        raise KPRError(
+            f"{what}: {count} crops; a comparison draws every crop, at most "
+            f"{MAX_CROPS_PER_GROUP} per group (for more: kpr embed, kpr index + kpr search, "
+            "or kpr eval)"
+        )
+
+
 def comparison_figure(
     group_a: Sequence[Sample],
     group_b: Sequence[Sample],
@@ -38,7 +54,10 @@ def comparison_figure(
     out: str | Path,
 ) -> Path:
     """Write a PNG: one row per sample (prompt, foreground map, each part map with its visibility)
-    and the [A, B] distance matrix. Returns the path."""
+    and the [A, B] distance matrix (at most ``MAX_CROPS_PER_GROUP`` samples per group). Returns
+    the path."""
+    check_group_size(len(group_a), "group A")
+    check_group_size(len(group_b), "group B")
     samples = [*group_a, *group_b]
     cols = 2 + len(part_names)
     fig = plt.figure(figsize=(1.3 * cols + 4.5, 2.3 * len(samples) + 0.6))
