@@ -86,6 +86,32 @@ def test_bfloat16_path_stays_close_to_float32(family):
     assert torch.nn.functional.cosine_similarity(a.embeddings, b.embeddings, dim=-1).min() > 0.98
 
 
+def test_an_rgba_or_single_channel_array_is_one_image(family, tmp_path):
+    """np.asarray(Image.open(rgba_png)) is [H, W, 4]: one crop, its alpha dropped as when the PNG
+    file is read (it was taken for a batch of H grey images)."""
+    _, predictor, inputs = family
+    rgb = inputs["sample1_image_rgb_uint8"]
+    alpha = np.linspace(0, 255, rgb.shape[0] * rgb.shape[1]).astype(np.uint8).reshape(rgb.shape[:2])
+    rgba = np.dstack([rgb, alpha])
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "crop.png")
+    target = inputs["sample1_target_kps"]
+    from_array = predictor.embed(rgba, keypoints=target)
+    assert from_array.embeddings.shape[0] == 1
+    from_file = predictor.embed(tmp_path / "crop.png", keypoints=target)
+    torch.testing.assert_close(from_array.embeddings, from_file.embeddings)
+    torch.testing.assert_close(
+        from_array.embeddings, predictor.embed(rgb, keypoints=target).embeddings
+    )
+    grey = rgb[..., 1]
+    one_channel = predictor.embed(grey[..., None])
+    assert one_channel.embeddings.shape[0] == 1
+    torch.testing.assert_close(one_channel.embeddings, predictor.embed(grey).embeddings)
+    # A 4-D array is a batch; a 3-D array with another channel count is refused, not split.
+    assert predictor.embed(np.stack([rgb, rgb])).embeddings.shape[0] == 2
+    with pytest.raises(ImageReadError, match=r"images\[0\]: expected an image array .* got shape"):
+        predictor.embed(rgb[..., :2])
+
+
 def test_bad_inputs_get_clear_errors(family, tmp_path):
     _, predictor, inputs = family
     rgb = inputs["sample0_image_rgb_uint8"]

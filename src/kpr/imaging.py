@@ -154,18 +154,25 @@ def read_rgb(path: str | os.PathLike) -> NDArray[np.uint8]:
 
 
 def to_rgb_array(image: ImageLike, name: str = "image") -> NDArray[np.uint8]:
-    """Paths, PIL images and RGB arrays ([H, W, 3] uint8, or [H, W] grey) → RGB uint8 [H, W, 3]."""
+    """Paths, PIL images and uint8 arrays → RGB uint8 [H, W, 3].
+
+    Arrays: RGB [H, W, 3], RGBA [H, W, 4] (alpha dropped, as :func:`read_rgb` does for RGBA
+    files) or grey [H, W] / [H, W, 1].
+    """
     if isinstance(image, (str, os.PathLike)):
         return read_rgb(image)
     if isinstance(image, Image.Image):
         check_image_size(image.width, image.height, name)
         return np.asarray(image.convert("RGB"))
     if isinstance(image, np.ndarray):
+        if image.ndim == 3 and image.shape[2] in (1, 4):
+            image = image[..., 0] if image.shape[2] == 1 else image[..., :3]
         if image.ndim == 2:
             image = np.repeat(image[..., None], 3, axis=2)
         if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
             raise ImageReadError(
-                f"{name}: expected an RGB array [H, W, 3], got shape {list(image.shape)}"
+                f"{name}: expected an image array [H, W, 3] (RGB), [H, W, 4] (RGBA) or [H, W] "
+                f"(grey), got shape {list(image.shape)}"
             )
         if image.dtype != np.uint8:
             raise ImageReadError(f"{name}: expected dtype uint8, got {image.dtype}")

@@ -291,10 +291,10 @@ def _wrap_single(value: object) -> list | None:
 
 
 def _is_single_image(images: object) -> bool:
+    """One image, not a batch: a path, a PIL image or an array of 2 or 3 dimensions (an RGBA
+    [H, W, 4] array is one image; a batch of arrays is [N, H, W, C] or a list)."""
     return isinstance(images, (str, os.PathLike, Image.Image)) or (
-        isinstance(images, np.ndarray)
-        and images.ndim in (2, 3)
-        and (images.ndim == 2 or images.shape[2] == 3)
+        isinstance(images, np.ndarray) and images.ndim in (2, 3)
     )
 
 
