@@ -129,6 +129,10 @@ def test_bad_inputs_get_clear_errors(family, tmp_path):
         predictor.embed([rgb], keypoints=[np.zeros((16, 3))])
     with pytest.raises(KPRError, match="one entry per image"):
         predictor.embed([rgb, rgb], keypoints=[None])
+    for camera in (1.5, None, True):  # 1.5 was taken as camera 1
+        with pytest.raises(KPRError, match=r"cameras\[1\]: expected an integer camera label"):
+            predictor.embed([rgb, rgb], cameras=[0, camera])
+    assert predictor.embed([rgb], cameras=[np.int64(0)]).embeddings.shape[0] == 1
     bad_json = tmp_path / "bad.json"
     bad_json.write_text('[{"keypoints": [1, 2, 3]}]')
     with pytest.raises(KeypointFormatError, match="bad.json"):

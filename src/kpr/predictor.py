@@ -290,6 +290,13 @@ def _wrap_single(value: object) -> list | None:
     return [value]
 
 
+def _check_camera_labels(cameras: Sequence[object]) -> None:
+    """Camera labels are integers (a float such as 1.5 was truncated to camera 1)."""
+    for i, camera in enumerate(cameras):
+        if isinstance(camera, bool) or not isinstance(camera, (int, np.integer)):
+            raise KPRError(f"cameras[{i}]: expected an integer camera label, got {camera!r}")
+
+
 def _is_single_image(images: object) -> bool:
     """One image, not a batch: a path, a PIL image or an array of 2 or 3 dimensions (an RGBA
     [H, W, 4] array is one image; a batch of arrays is [N, H, W, C] or a list)."""
@@ -585,6 +592,8 @@ class KPRPredictor:
         kps = _as_list(keypoints, n, "keypoints")
         negs = _as_list(negative_keypoints, n, "negative_keypoints")
         cams = _as_list(cameras, n, "cameras")
+        if cameras is not None:
+            _check_camera_labels(cams)
         mask_list = _as_list(masks, n, "masks")
         names = [
             str(img) if isinstance(img, (str, os.PathLike)) else f"images[{i}]"
