@@ -42,6 +42,13 @@ def collect_images(items: Sequence[str]) -> list[Path]:
     return paths
 
 
+def skip_note(verb: str, item: object, reason: str) -> str:
+    """``kpr <verb>: skipped <item>: <reason>``, without naming the item twice when the reason
+    already starts with it."""
+    name = str(item)
+    return f"kpr {verb}: skipped {reason if reason.startswith(name) else f'{name}: {reason}'}"
+
+
 def keypoint_file_for(image: Path, directory: Path | None) -> Path | None:
     """The keypoint file of ``image`` in ``directory``: ``<stem>.json``, or the official namings
     ``<name>_keypoints.json`` / ``<name>.predictions.json``; ``None`` if there is none."""
@@ -192,7 +199,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
             )
         writer.close()
     for index, reason in skipped:
-        print(f"kpr embed: skipped {images[index]}: {reason}", file=sys.stderr)
+        print(skip_note("embed", images[index], reason), file=sys.stderr)
     note = f", {len(skipped)} skipped" if skipped else ""
     print(f"embedded {embedded} images ({prompted} with prompts{note}) -> {out}")
     return 0

@@ -108,7 +108,7 @@ def _query_prompts(images: list[Path], args: argparse.Namespace) -> list:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from kpr.cli import _keypoints_for, _predictor, collect_images, estimator_name
+    from kpr.cli import _keypoints_for, _predictor, collect_images, estimator_name, skip_note
     from kpr.retrieval.index import ModelSignature, build_index
 
     images = collect_images(args.images)
@@ -134,7 +134,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         progress=True,
     )
     for file, reason in result.skipped:
-        print(f"kpr index: skipped {file}: {reason}", file=sys.stderr)
+        print(skip_note("index", file, reason), file=sys.stderr)
     resumed = f" ({result.resumed} from an interrupted run)" if result.resumed else ""
     skipped = f", {len(result.skipped)} skipped" if result.skipped else ""
     print(f"indexed {len(result.index)} crops{resumed}{skipped} -> {result.index.path}")
@@ -142,7 +142,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from kpr.cli import _output_file, _predictor, collect_images
+    from kpr.cli import _output_file, _predictor, collect_images, skip_note
     from kpr.retrieval.index import GalleryIndex, ModelSignature
 
     out = _output_file(args.out, args.overwrite, ".json") if args.out else None
@@ -162,7 +162,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         on_error="skip" if args.on_error == "skip" else "raise",
     ):
         for position, reason in chunk.skipped:
-            print(f"kpr search: skipped {images[position]}: {reason}", file=sys.stderr)
+            print(skip_note("search", images[position], reason), file=sys.stderr)
         if chunk.embeddings is None:
             continue
         found = index.search(chunk.embeddings, args.top)
