@@ -112,7 +112,7 @@ def _read_gif(path: Path) -> NDArray[np.uint8]:
     try:
         with Image.open(path) as img:
             img.seek(0)
-            rgb = np.asarray(img.convert("RGB"))
+            rgb = rgb_from_pil(img, str(path))
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ImageReadError(f"{path}: not a decodable GIF ({exc})") from None
     check_image_size(rgb.shape[1], rgb.shape[0], str(path))
@@ -153,6 +153,25 @@ def read_rgb(path: str | os.PathLike) -> NDArray[np.uint8]:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+_WIDE_GREY_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+
+
+def rgb_from_pil(image: Image.Image, name: str = "image") -> NDArray[np.uint8]:
+    """A PIL image → RGB uint8 [H, W, 3]. 16-bit grey keeps its top 8 bits, as OpenCV reads such
+    files (:func:`read_rgb`); PIL's own ``convert("RGB")`` turns every value above 255 white."""
+    if image.mode in _WIDE_GREY_MODES:
+        values = np.asarray(image)
+        if values.size and (values.min() < 0 or values.max() > 0xFFFF):
+            raise ImageReadError(
+                f"{name}: {image.mode} pixel values outside 0..65535; give an 8- or 16-bit image"
+            )
+        grey = (values.astype(np.uint32) >> 8).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if image.mode == "F":
+        raise ImageReadError(f"{name}: floating-point image (mode F); give an 8- or 16-bit image")
+    return np.asarray(image.convert("RGB"))
+
+
 def to_rgb_array(image: ImageLike, name: str = "image") -> NDArray[np.uint8]:
     """Paths, PIL images and uint8 arrays → RGB uint8 [H, W, 3].
 
@@ -163,7 +182,7 @@ def to_rgb_array(image: ImageLike, name: str = "image") -> NDArray[np.uint8]:
         return read_rgb(image)
     if isinstance(image, Image.Image):
         check_image_size(image.width, image.height, name)
-        return np.asarray(image.convert("RGB"))
+        return rgb_from_pil(image, name)
     if isinstance(image, np.ndarray):
         if image.ndim == 3 and image.shape[2] in (1, 4):
             image = image[..., 0] if image.shape[2] == 1 else image[..., :3]

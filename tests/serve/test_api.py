@@ -131,11 +131,11 @@ def test_prompts_move_the_answer_towards_the_prompted_person(demo_service, train
 @pytest.mark.parametrize(
     ("payload", "content_type", "status", "message"),
     [
-        (b"hello", "text/plain", 415, "content type 'text/plain' is not an image"),
+        (b"hello", "text/plain", 415, "content type 'text/plain' is not accepted"),
         (b"", "image/png", 400, "the uploaded file is empty"),
         (b"\x00\x01 definitely not an image", "image/png", 415, "not an image PIL can read"),
         ("truncated", "image/png", 400, "truncated or corrupt PNG file"),
-        ("gif", "image/gif", 415, "content type 'image/gif' is not an image"),
+        ("gif", "image/gif", 415, "content type 'image/gif' is not accepted"),
         ("gif", "application/octet-stream", 415, "GIF images are not accepted"),
         (
             "bomb",

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from PIL import Image, UnidentifiedImageError
 
 from kpr.errors import ImageReadError, KPRError
-from kpr.imaging import check_image_size, to_rgb_array
+from kpr.imaging import check_image_size, rgb_from_pil
 
 FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "BMP": "image/bmp"}
 # Browsers send the real type; curl and scripts often send octet-stream: the bytes decide then.
@@ -46,7 +46,7 @@ def decode_image(
     """Decode one uploaded crop to RGB uint8 [H, W, 3]."""
     declared = (content_type or "").split(";")[0].strip().lower()
     if declared not in ACCEPTED_TYPES:
-        raise UploadError(415, f"{field}: content type {declared!r} is not an image; send {_KINDS}")
+        raise UploadError(415, f"{field}: content type {declared!r} is not accepted; send {_KINDS}")
     if not data:
         raise UploadError(400, f"{field}: the uploaded file is empty")
     if len(data) > limits.max_bytes:
@@ -84,4 +84,4 @@ def decode_image(
             raise UploadError(
                 400, f"{field}: truncated or corrupt {img.format} file ({exc})"
             ) from None
-        return to_rgb_array(np.asarray(img.convert("RGB")), field)
+        return rgb_from_pil(img, field)
