@@ -1,9 +1,12 @@
-"""Atomic writes honour the umask (issue 7: outputs were created 0600 and directories 0700)."""
+"""Atomic writes honour the umask (issue 7: outputs were created 0600 and directories 0700;
+session 9: gallery index shards, written by safetensors, still were)."""
 
 import os
 import stat
 
 import pytest
+import torch
+from safetensors.torch import save_file
 
 from kpr import io_utils
 from kpr.io_utils import (
@@ -46,6 +49,9 @@ def test_new_files_and_directories_get_the_umasks_permissions(
     with atomic_path(tmp_path / "figure.png") as tmp:
         tmp.write_bytes(b"png")
     assert mode(tmp_path / "figure.png") == file_mode
+    with atomic_path(tmp_path / "shard.safetensors") as tmp:
+        save_file({"x": torch.zeros(2)}, str(tmp))  # replaces the file, 0600 whatever the umask
+    assert mode(tmp_path / "shard.safetensors") == file_mode
     assert mode(make_temp_dir(tmp_path, prefix=".x.")) == dir_mode
 
 

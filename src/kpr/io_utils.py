@@ -49,7 +49,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only on success.
 
     The temporary file lives in the destination directory so the final ``os.replace`` is atomic.
-    It gets the permissions of the file it replaces, or those of a new file (0o666 & ~umask).
+    It gets the permissions of the file it replaces, or those of a new file (0o666 & ~umask),
+    set again after the block because some writers replace the file (safetensors' ``save_file``
+    recreates it 0600 whatever the umask).
     """
     dest = Path(path)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -63,6 +65,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         os.chmod(tmp_path, mode)
         yield tmp_path
+        os.chmod(tmp_path, mode)
         os.replace(tmp_path, dest)
     finally:
         tmp_path.unlink(missing_ok=True)

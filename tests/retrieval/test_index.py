@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from kpr.checkpoint.fingerprint import weights_fingerprint
 from kpr.cli import collect_images, keypoint_file_for
 from kpr.cli import main as kpr_main
 from kpr.errors import CheckpointError, ImageReadError, KPRError
+from kpr.io_utils import current_umask
 from kpr.predictor import Embeddings, KPRPredictor
 from kpr.retrieval.distance import topk_gallery
 from kpr.retrieval.index import GalleryIndex, ModelSignature, build_index
@@ -100,6 +102,9 @@ def test_manifest_records_the_model_and_uses_no_pickle(tmp_path, predictor, chec
     assert sorted(p.name for p in index.path.iterdir()) == ["manifest.json"] + [
         f"shard-{i:05d}.safetensors" for i in range(len(manifest["shards"]))
     ]
+    # Every file as the umask says (the test session's is 022); shards were 0600.
+    wanted = 0o666 & ~current_umask()
+    assert {stat.S_IMODE(p.stat().st_mode) for p in index.path.iterdir()} == {wanted}
     shard = load_file(index.path / "shard-00000.safetensors")
     assert shard["embeddings"].shape == (8, 9, 128) and shard["visibility"].dtype == torch.bool
     stored = kpr.read_keypoints_file(gallery[1][0])
