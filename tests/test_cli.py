@@ -1,3 +1,7 @@
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -218,6 +222,32 @@ def test_a_bad_cpu_linear_setting_is_a_one_line_error(crops, tmp_path, capsys, m
     assert run_cli("embed", *args) == 2
     _one_line_error(capsys, "KPR_CPU_LINEAR: expected 'aten' or 'onednn', got 'blas'")
     assert not (tmp_path / "e.npz").exists()
+
+
+def test_sigterm_leaves_no_temporary_file_and_exits_143(tmp_path):
+    """A scheduler's SIGTERM mid-write: Python's default handler ended the process at once and
+    left the half-written ``.emb.npz.*.tmp`` behind."""
+    from kpr.checkpoint import create_model, save_model
+
+    model = save_model(create_model("kpr_tiny_128x64"), tmp_path / "model")
+    images = tmp_path / "crops"
+    images.mkdir()
+    pixels = np.random.default_rng(0).integers(0, 256, (128, 64, 3), dtype=np.uint8)
+    for i in range(400):
+        Image.fromarray(np.roll(pixels, i, axis=0)).save(images / f"{i:03d}.png")
+    out = tmp_path / "out" / "emb.npz"
+    command = [sys.executable, "-m", "kpr", "embed", "--checkpoint", str(model)]
+    command += ["--images", str(images), "--out", str(out), "--batch-size", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.parent.glob(".emb.npz.*")):
+        assert process.poll() is None and time.monotonic() < deadline, "ended before the signal"
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert stderr.splitlines()[-1] == "kpr embed: terminated"
+    assert list(out.parent.iterdir()) == []  # neither the output nor its temporary file
 
 
 def test_interrupt_and_os_errors_are_one_line(monkeypatch, tmp_path, capsys):

@@ -18,6 +18,8 @@ from pathlib import Path
 
 from kpr.allocator import tune_cpu_allocator
 from kpr.errors import KPRError
+from kpr.interrupts import EXIT_CODE as TERMINATED_EXIT_CODE
+from kpr.interrupts import Terminated, sigterm_unwinds
 
 log = logging.getLogger("kpr")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -610,13 +612,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_opencv()
     tune_cpu_allocator()
     try:
-        return int(args.func(args) or 0)
+        with sigterm_unwinds():
+            return int(args.func(args) or 0)
     except KPRError as exc:
         print(f"kpr {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"kpr {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"kpr {args.command}: terminated", file=sys.stderr)
+        return TERMINATED_EXIT_CODE
     except OSError as exc:
         print(f"kpr {args.command}: error: {exc}", file=sys.stderr)
         return 1

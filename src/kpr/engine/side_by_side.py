@@ -22,6 +22,7 @@ from typing import Any
 from kpr.engine.config import TrainConfig
 from kpr.engine.trainer import Trainer, TrainResult
 from kpr.errors import KPRError
+from kpr.interrupts import Terminated, sigterm_unwinds
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +113,13 @@ def _train_one(name: str, config: TrainConfig, cores: int, active: Any, channel:
         trainer = Trainer(config, device="cpu", progress=False, on_batch=on_batch)
         epochs = range(trainer.start_epoch, config.optim.epochs)
         channel.put(_Start(name, sum(trainer.sampler.batches_in_epoch(e) for e in epochs)))
-        result = trainer.fit()
+        with sigterm_unwinds():  # the parent's terminate(): remove half-written checkpoints
+            result = trainer.fit()
         with active.get_lock():
             active.value -= 1
         channel.put(_Done(name, result, None))
+    except Terminated:
+        logging.getLogger(__name__).info("training %s terminated", name)
     except KPRError as exc:
         channel.put(_Done(name, None, f"{type(exc).__name__}: {exc}"))
     except Exception as exc:  # reported to the parent, which raises; the traceback is in the log
