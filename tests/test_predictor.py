@@ -139,6 +139,21 @@ def test_bad_inputs_get_clear_errors(family, tmp_path):
         predictor.embed([rgb], keypoints=[bad_json])
 
 
+def test_stacked_arrays_give_one_entry_per_image(family):
+    """keypoints [N, 17, 3], negatives [N, M, 17, 3] and cameras [N] as arrays, as lists do."""
+    _, predictor, inputs = family
+    images = [inputs[f"sample{i}_image_rgb_uint8"] for i in range(2)]
+    targets = np.stack([inputs[f"sample{i}_target_kps"] for i in range(2)])
+    negatives = np.stack([inputs[f"sample{i}_target_kps"][None] for i in (1, 0)])
+    cameras = inputs["cam_labels"][:2].astype(np.int64)
+    from_arrays = predictor.embed(images, targets, negatives, cameras)
+    from_lists = predictor.embed(images, list(targets), list(negatives), cameras.tolist())
+    torch.testing.assert_close(from_arrays.embeddings, from_lists.embeddings)
+    assert from_arrays.prompted.all()
+    with pytest.raises(KPRError, match=r"keypoints: expected one entry per image \(2\), got 3"):
+        predictor.embed(images, np.concatenate([targets, targets[:1]]))
+
+
 def test_out_of_frame_keypoints_are_ignored_not_errors(family):
     _, predictor, inputs = family
     rgb = inputs["sample2_image_rgb_uint8"]

@@ -265,8 +265,12 @@ def _check_pixel_coordinates(
 
 
 def _as_list(value: object, n: int, name: str) -> list:
+    """One entry per image: a sequence of n, or an array stacked along its first axis
+    (keypoints [N, 17, 3], cameras [N])."""
     if value is None:
         return [None] * n
+    if isinstance(value, np.ndarray) and value.ndim >= 1:
+        value = list(value)
     if not isinstance(value, Sequence) or isinstance(value, (str, bytes)):
         raise KPRError(
             f"{name}: expected one entry per image (a list of {n}), got {type(value).__name__}"
