@@ -41,3 +41,31 @@ def test_bad_configs_name_the_field(tmp_path):
         load_train_config(bad)
     with pytest.raises(ConfigError, match="no such config file or shipped recipe"):
         resolve_recipe("nope")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        # lr=-1 trained (gradient ascent) and epochs=0 saved an untrained model as "best".
+        ("optim.lr=-1", "optim: lr must be > 0, got -1.0"),
+        ("optim.epochs=0", "optim: epochs must be >= 1, got 0"),
+        ("optim.weight_decay=-0.1", "optim: weight_decay must be >= 0"),
+        ("optim.min_lr=1", r"optim: min_lr \(1.0\) exceeds lr \(0.008\)"),
+        ("optim.max_grad_norm=0", "optim: max_grad_norm must be > 0"),
+        ("optim.grad_accumulation=0", "optim: grad_accumulation must be >= 1"),
+        # These two were internal errors from PyTorch at the start of training.
+        ("eval.batch_size=0", "eval: batch_size must be >= 1, got 0"),
+        ("sampler.workers=-1", "sampler: workers must be >= 0, got -1"),
+        ("sampler.ids_per_batch=0", "sampler: ids_per_batch must be >= 1"),
+    ],
+)
+def test_values_that_cannot_train_are_refused_when_the_recipe_is_read(override, message):
+    with pytest.raises(ConfigError, match=rf"override {override.replace('.', '[.]')}: {message}"):
+        load_train_config(None, [override])
+
+
+def test_a_yaml_recipe_with_a_bad_value_names_the_file(tmp_path):
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text("optim: {lr: 0}\n")
+    with pytest.raises(ConfigError, match=r"mine\.yaml.*lr must be > 0, got 0"):
+        load_train_config(recipe)

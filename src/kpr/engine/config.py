@@ -29,11 +29,30 @@ class DatasetConfig:
     eval_options: dict[str, Any] = field(default_factory=dict)
 
 
+def _at_least(config: object, names: Sequence[str], minimum: float) -> None:
+    # The loader prefixes the section: "override optim.lr=-1: optim: lr must be > 0, got -1.0".
+    for name in names:
+        value = getattr(config, name)
+        if not value >= minimum:  # also refuses NaN
+            raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+
+
+def _positive(config: object, names: Sequence[str]) -> None:
+    for name in names:
+        value = getattr(config, name)
+        if not value > 0:
+            raise ConfigError(f"{name} must be > 0, got {value}")
+
+
 @dataclass(frozen=True)
 class SamplerConfig:
     ids_per_batch: int = 16
     instances_per_id: int = 4
     workers: int = 4
+
+    def __post_init__(self) -> None:
+        _at_least(self, ("ids_per_batch", "instances_per_id"), 1)
+        _at_least(self, ("workers",), 0)
 
 
 @dataclass(frozen=True)
@@ -61,6 +80,20 @@ class OptimConfig:
     lr_update: Literal["epoch", "step"] = "epoch"
     optimizer: Literal["sgd", "adamw"] = "sgd"
 
+    def __post_init__(self) -> None:
+        # A negative rate climbs the loss, and 0 epochs saved an untrained model as "best".
+        _positive(self, ("lr",))
+        _at_least(self, ("min_lr", "momentum", "weight_decay"), 0)
+        _at_least(self, ("epochs", "grad_accumulation"), 1)
+        _at_least(self, ("warmup_epochs", "fixbase_epochs"), 0)
+        if self.min_lr > self.lr:
+            raise ConfigError(
+                f"min_lr ({self.min_lr}) exceeds lr ({self.lr}): the schedule would rise; lower "
+                "min_lr too"
+            )
+        if self.max_grad_norm is not None:
+            _positive(self, ("max_grad_norm",))
+
 
 @dataclass(frozen=True)
 class EvalConfig:
@@ -79,6 +112,10 @@ class EvalConfig:
     visualize: int = 10
     topk_visualize: int = 10
     rerank: bool = False
+
+    def __post_init__(self) -> None:
+        _at_least(self, ("batch_size", "max_rank", "topk_visualize"), 1)
+        _at_least(self, ("every_epochs", "visualize"), 0)
 
 
 _AUGMENTATION = AugmentationConfig()  # the defaults a recipe's augmentation shares
