@@ -130,3 +130,12 @@ def test_video_output(tmp_path, colour_predictor):
     capture = cv2.VideoCapture(str(tmp_path / "run" / "annotated.mp4"))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
     capture.release()
+
+
+@pytest.mark.parametrize("fps", [0.0, -5.0, float("nan")])
+def test_a_video_frame_rate_that_cannot_be_encoded_is_refused_before_tracking(tmp_path, fps):
+    # It failed only after the whole video, as "OpenCV cannot write MP4 video here".
+    with pytest.raises(KPRError, match=r"fps: the frame rate of annotated.mp4 must be > 0"):
+        TrackOutputs(tmp_path / "run", "v", video=True, fps=fps)
+    assert not (tmp_path / "run").exists()
+    TrackOutputs(tmp_path / "frames-only", "v", fps=0.0).close()  # no video: fps unused

@@ -55,6 +55,8 @@ class TrackOutputs:
         overwrite: bool = False,
     ) -> None:
         self.out = Path(out_dir)
+        if video and not fps > 0:  # checked before tracking, not when the video is assembled
+            raise KPRError(f"fps: the frame rate of annotated.mp4 must be > 0, got {fps}")
         if self.out.exists() and not self.out.is_dir():
             raise KPRError(f"--out {self.out}: is a file; expected a directory")
         if (self.out / "tracks.txt").exists() and not overwrite:
