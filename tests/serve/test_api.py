@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import socket
 import struct
 import threading
 import time
@@ -361,7 +362,7 @@ def test_checkpoint_index_mismatch_is_refused(tmp_path, gallery_index, capsys):
     with pytest.raises(CheckpointError, match="this index was built with checkpoint .*tiny"):
         ReidService(predictor, gallery_index, ModelSignature.of(predictor, other))
     code = kpr_main(
-        ["serve", "--checkpoint", str(other), "--index", str(gallery_index.path), "--device", "cpu"]
+        ["serve", "--checkpoint", str(other), "--index", str(gallery_index.path), "--port", "0"]
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
@@ -377,3 +378,24 @@ def test_page_and_static_files_are_self_contained(client):
         assert r.status_code == 200
         assert "http://" not in r.text and "https://" not in r.text
     assert "https://" not in page.text and "/static/app.js" in page.text
+
+
+def test_a_port_that_cannot_be_listened_on_is_one_line_before_the_model_loads(tmp_path, capsys):
+    """uvicorn logged a taken port as several lines after the model had loaded, and a port out of
+    range was an internal error. Neither the checkpoint nor the index exists here."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    args = ["serve", "--checkpoint", str(tmp_path / "none"), "--index", str(tmp_path / "none")]
+    with taken:
+        port = taken.getsockname()[1]
+        assert kpr_main([*args, "--port", str(port)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [
+            f"kpr serve: error: --host 127.0.0.1 --port {port}: cannot listen there "
+            "(Address already in use)"
+        ]
+    assert kpr_main([*args, "--port", "70000"]) == 2
+    assert (
+        capsys.readouterr().err.strip() == "kpr serve: error: --port: expected 0..65535, got 70000"
+    )

@@ -6,6 +6,7 @@ import argparse
 import ipaddress
 import json
 import math
+import socket
 import sys
 from pathlib import Path
 
@@ -225,31 +226,56 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if args.queue < 1 or args.top_k < 1 or args.max_upload_mb <= 0 or args.max_pixels < 1:
         raise KPRError("--queue, --top-k, --max-upload-mb and --max-pixels must be positive")
-    index = GalleryIndex.open(args.index)
-    predictor = _predictor(args)
-    service = ReidService(
-        predictor,
-        index,
-        ModelSignature.of(predictor, args.checkpoint),
-        estimator=_estimator(args.estimator),
-        top_k=args.top_k,
-    )
-    options = ServeOptions(
-        UploadLimits(int(args.max_upload_mb * (1 << 20)), args.max_pixels), args.queue
-    )
-    app = create_app(service, options)
-    if not _is_loopback(args.host):
+    listening = _listen(args.host, args.port)  # before the model loads: a taken port fails fast
+    with listening:
+        index = GalleryIndex.open(args.index)
+        predictor = _predictor(args)
+        service = ReidService(
+            predictor,
+            index,
+            ModelSignature.of(predictor, args.checkpoint),
+            estimator=_estimator(args.estimator),
+            top_k=args.top_k,
+        )
+        options = ServeOptions(
+            UploadLimits(int(args.max_upload_mb * (1 << 20)), args.max_pixels), args.queue
+        )
+        app = create_app(service, options)
+        if not _is_loopback(args.host):
+            print(
+                f"kpr serve: warning: binding {args.host}: anyone who can reach this address can "
+                "query the gallery",
+                file=sys.stderr,
+            )
+        port = listening.getsockname()[1]
         print(
-            f"kpr serve: warning: binding {args.host}: anyone who can reach this address can query "
-            "the gallery",
+            f"kpr serve: {len(index)} gallery crops; open http://{args.host}:{port}/",
             file=sys.stderr,
         )
-    print(
-        f"kpr serve: {len(index)} gallery crops; open http://{args.host}:{args.port}/",
-        file=sys.stderr,
-    )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=False))
+        server.run(sockets=[listening])
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to (host, port), or a one-line error naming them (uvicorn logged a bind
+    failure as several lines, and a port out of range was an internal error)."""
+    if not 0 <= port <= 65535:
+        raise KPRError(f"--port: expected 0..65535, got {port}")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise KPRError(f"--host {host}: cannot resolve it ({exc.strerror})") from None
+    listening = socket.socket(family, kind, proto)
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(address)
+    except OSError as exc:
+        listening.close()
+        raise KPRError(
+            f"--host {host} --port {port}: cannot listen there ({exc.strerror})"
+        ) from None
+    return listening
 
 
 def _estimator(name: str) -> object | None:
