@@ -46,7 +46,7 @@ def test_bad_configs_name_the_field(tmp_path):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        # lr=-1 trained (gradient ascent) and epochs=0 saved an untrained model as "best".
+        # lr=-1 trained (gradient ascent); epochs=0 exited 0 without training.
         ("optim.lr=-1", "optim: lr must be > 0, got -1.0"),
         ("optim.epochs=0", "optim: epochs must be >= 1, got 0"),
         ("optim.weight_decay=-0.1", "optim: weight_decay must be >= 0"),

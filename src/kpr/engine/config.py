@@ -81,7 +81,7 @@ class OptimConfig:
     optimizer: Literal["sgd", "adamw"] = "sgd"
 
     def __post_init__(self) -> None:
-        # A negative rate climbs the loss, and 0 epochs saved an untrained model as "best".
+        # A negative rate climbs the loss; 0 epochs "succeeded" without training or saving anything.
         _positive(self, ("lr",))
         _at_least(self, ("min_lr", "momentum", "weight_decay"), 0)
         _at_least(self, ("epochs", "grad_accumulation"), 1)
