@@ -175,6 +175,14 @@ def test_a_corrupt_image_is_one_line_on_the_terminal_too(crops, tmp_path, capfd)
     _error_line(raw, "broken.png: not a decodable image")
 
 
+def test_an_unwritable_out_names_the_file_asked_for(crops, capsys):
+    # The error named the random temporary directory ('/proc/.e.npz.jq7kaytz').
+    args = ["embed", "--checkpoint", str(CKPT), "--images", str(crops / "g1")]
+    assert main([*args, "--out", "/proc/e.npz"]) == 1
+    line = _one_line_error(capsys, "No such file or directory: '/proc/e.npz'")
+    assert ".e.npz." not in line
+
+
 def test_embed_on_error_skip_reports_the_skipped_images(crops, tmp_path, capsys):
     folder = tmp_path / "mixed"
     folder.mkdir()

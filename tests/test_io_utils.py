@@ -89,3 +89,10 @@ def test_replace_path_returns_where_the_old_target_went(tmp_path, monkeypatch, a
     (tmp_path / "target").write_text("old")
     old = replace_path(tmp_path / "new", tmp_path / "target")
     assert (tmp_path / "target").read_text() == "new" and old.read_text() == "old"
+
+
+def test_a_directory_that_cannot_hold_files_is_named_not_the_temporary_file():
+    # /proc refuses new files: the error named "/proc/.e.npz.jq7kaytz".
+    with pytest.raises(OSError) as caught, atomic_path("/proc/e.npz"):
+        pass
+    assert caught.value.filename == "/proc/e.npz" and ".tmp" not in str(caught.value)

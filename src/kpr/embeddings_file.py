@@ -20,7 +20,7 @@ from typing import BinaryIO
 import numpy as np
 
 from kpr.errors import KPRError
-from kpr.io_utils import atomic_path
+from kpr.io_utils import atomic_path, naming_errors
 from kpr.predictor import Embeddings
 
 _TENSORS = ("embeddings", "visibility", "prompted")
@@ -35,7 +35,10 @@ class EmbeddingsWriter:
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = tempfile.TemporaryDirectory(prefix=f".{self.path.name}.", dir=self.path.parent)
+        with naming_errors(self.path):
+            self._tmp = tempfile.TemporaryDirectory(
+                prefix=f".{self.path.name}.", dir=self.path.parent
+            )
         self._files: dict[str, BinaryIO] = {}
         self._rows: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
         self.names: list[str] = []

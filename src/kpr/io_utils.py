@@ -45,6 +45,16 @@ def make_temp_dir(parent: str | os.PathLike[str], prefix: str) -> Path:
 
 
 @contextlib.contextmanager
+def naming_errors(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Re-raise an ``OSError`` of the block as one about ``path``: the file the user asked for,
+    not the random temporary name next to it."""
+    try:
+        yield
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, os.fspath(path)) from None
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only on success.
 
@@ -59,7 +69,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         mode = stat.S_IMODE(dest.stat().st_mode)
     except FileNotFoundError:
         mode = 0o666 & ~current_umask()
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    with naming_errors(dest):
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
