@@ -29,19 +29,13 @@ class DatasetConfig:
     eval_options: dict[str, Any] = field(default_factory=dict)
 
 
-def _at_least(config: object, names: Sequence[str], minimum: float) -> None:
-    # The loader prefixes the section: "override optim.lr=-1: optim: lr must be > 0, got -1.0".
+def _at_least(config: object, names: Sequence[str], minimum: float, strict: bool = False) -> None:
+    """Each named field >= ``minimum`` (> with ``strict``); NaN fails both. The loader prefixes
+    the section: "override optim.lr=-1: optim: lr must be > 0, got -1.0"."""
     for name in names:
         value = getattr(config, name)
-        if not value >= minimum:  # also refuses NaN
-            raise ConfigError(f"{name} must be >= {minimum}, got {value}")
-
-
-def _positive(config: object, names: Sequence[str]) -> None:
-    for name in names:
-        value = getattr(config, name)
-        if not value > 0:
-            raise ConfigError(f"{name} must be > 0, got {value}")
+        if not (value > minimum if strict else value >= minimum):
+            raise ConfigError(f"{name} must be {'>' if strict else '>='} {minimum}, got {value}")
 
 
 @dataclass(frozen=True)
@@ -82,7 +76,7 @@ class OptimConfig:
 
     def __post_init__(self) -> None:
         # A negative rate climbs the loss; 0 epochs "succeeded" without training or saving anything.
-        _positive(self, ("lr",))
+        _at_least(self, ("lr",), 0, strict=True)
         _at_least(self, ("min_lr", "momentum", "weight_decay"), 0)
         _at_least(self, ("epochs", "grad_accumulation"), 1)
         _at_least(self, ("warmup_epochs", "fixbase_epochs"), 0)
@@ -92,7 +86,7 @@ class OptimConfig:
                 "min_lr too"
             )
         if self.max_grad_norm is not None:
-            _positive(self, ("max_grad_norm",))
+            _at_least(self, ("max_grad_norm",), 0, strict=True)
 
 
 @dataclass(frozen=True)
