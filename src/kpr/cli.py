@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kpr.allocator import tune_cpu_allocator
+from kpr.denormals import flush_denormals
 from kpr.errors import KPRError
 from kpr.interrupts import EXIT_CODE as TERMINATED_EXIT_CODE
 from kpr.interrupts import Terminated, sigterm_unwinds
@@ -611,6 +612,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = _warn_one_line
     _quiet_opencv()
     tune_cpu_allocator()
+    flush_denormals()
     try:
         with sigterm_unwinds():
             return int(args.func(args) or 0)

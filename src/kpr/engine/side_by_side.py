@@ -83,8 +83,10 @@ def _train_one(name: str, config: TrainConfig, cores: int, active: Any, channel:
     import torch
 
     from kpr.allocator import tune_cpu_allocator
+    from kpr.denormals import flush_denormals
 
     tune_cpu_allocator()
+    flush_denormals()
 
     def share_cores() -> None:
         threads = threads_per_run(cores, active.value)
