@@ -21,7 +21,8 @@ if setup == "flush":
     assert flush_denormals()
 elif setup == "cli":
     from kpr.cli import main
-    assert main(["embed", "--checkpoint", "/nonexistent/m", "--images", "/nonexistent/c", "--out", "/nonexistent/e.npz"]) != 0
+    missing = ["--checkpoint", "/no/m", "--images", "/no/c", "--out", "/no/e.npz"]
+    assert main(["embed", *missing]) != 0
 products = torch.full((64, 256, 256), 1e-20) @ torch.full((64, 256, 256), 1e-21)
 print(json.dumps({"zeros": int((products == 0).sum()), "n": products.numel()}))
 """
