@@ -46,6 +46,41 @@ def test_cache_rebuilds_when_a_source_key_or_grad_mode_changes() -> None:
         assert cache.get(("b",), [source.double(), source], build) is kept
 
 
+def test_cache_keeps_a_few_keys_at_once() -> None:
+    # Alternating between two keys (float32 and bf16 autocast calls) builds each mask once.
+    cache, source = InferenceMaskCache(), torch.zeros(3)
+    build = CountingBuild(torch.ones(2))
+    with torch.no_grad():
+        for _ in range(3):
+            for key in ("float32", "bfloat16"):
+                cache.get((key,), [source], build)
+        assert build.calls == 2
+        keys = [(str(i),) for i in range(InferenceMaskCache.MAX_ENTRIES)]
+        for key in keys:  # four new keys push the two first ones out, oldest first
+            cache.get(key, [source], build)
+        assert build.calls == 2 + len(keys)
+        for key in keys:
+            cache.get(key, [source], build)
+        assert build.calls == 2 + len(keys)
+        cache.get(("float32",), [source], build)
+        assert build.calls == 3 + len(keys)
+        cache.get(keys[0], [source], build)  # the oldest kept key went to make room
+        assert build.calls == 4 + len(keys)
+        cache.get(keys[-1], [source], build)
+        assert build.calls == 4 + len(keys)
+
+
+def test_float32_and_bf16_calls_build_each_mask_once() -> None:
+    backbone, images = tiny_solider(), torch.randn(1, 3, 384, 128)
+    caches = [c for m in backbone.modules() for c in _caches(m)]
+    with torch.inference_mode():
+        for _ in range(2):
+            _run(backbone, images)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                _run(backbone, images)
+    assert [c.builds for c in caches] == [2] * len(caches)
+
+
 def _run(backbone: torch.nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
     if isinstance(backbone, TimmSwin):
         return backbone.forward_stages(backbone.embed(images))

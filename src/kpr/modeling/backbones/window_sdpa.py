@@ -20,37 +20,46 @@ def _equal(a: Tensor, b: Tensor) -> bool:
 
 
 class InferenceMaskCache:
-    """SDPA's 4-D attention mask of one attention module, kept between calls without autograd.
+    """SDPA's 4-D attention masks of one attention module, kept between calls without autograd.
 
-    Building it (bias gather, SwinV2's bias MLP, adding the shift mask, expanding over the windows)
-    is up to ≈ 8 % of a batch-1 forward (SwinV2), the same at every call. It is reused while the
-    call's shapes, dtype and device are those it was built for and every tensor it was built from
-    is equal to its copy taken then — compared by value, so in-place updates, reloaded weights and
-    dtype round trips are never missed (the sources are small: a bias table or MLP and one shift
-    mask). With autograd on, or while torch.export / torch.compile traces the model, it is neither
-    used nor filled. ``builds`` counts the masks built for it.
+    Building one (bias gather, SwinV2's bias MLP, adding the shift mask, expanding over the
+    windows) is up to ≈ 8 % of a batch-1 forward (SwinV2), the same at every call. A mask is
+    reused while the call's shapes, dtype and device are those it was built for and every tensor
+    it was built from is equal to its copy taken then — compared by value, so in-place updates,
+    reloaded weights and dtype round trips are never missed (the sources are small: a bias table
+    or MLP and one shift mask). Up to ``MAX_ENTRIES`` keys are kept at once, so a process that
+    alternates float32 with bf16 autocast (``precision="auto"``'s probe, the benchmarks) does not
+    rebuild at every switch. With autograd on, or while torch.export / torch.compile traces the
+    model, it is neither used nor filled. ``builds`` counts the masks built for it.
     """
 
+    MAX_ENTRIES = 4
+
     def __init__(self) -> None:
-        # (key, source copies, mask), replaced as one: a thread never sees a mix of two entries.
-        self._entry: tuple[tuple[object, ...], list[Tensor], Tensor] | None = None
+        # key -> (source copies, mask); the dict is replaced as one, never changed in place, so a
+        # thread never sees a half-updated entry.
+        self._entries: dict[tuple[object, ...], tuple[list[Tensor], Tensor]] = {}
         self.builds = 0
 
     def get(self, key: tuple[object, ...], sources: Sequence[Tensor], build: Callable[[], Tensor]):
         """The mask for ``key`` built from ``sources``: the kept one, or ``build()`` (kept)."""
         if torch.is_grad_enabled() or torch.compiler.is_compiling():
             return build()  # a traced graph (ONNX export, torch.compile) computes it
-        entry = self._entry
+        entries = self._entries
+        entry = entries.get(key)
         if (
             entry is not None
-            and entry[0] == key
-            and len(entry[1]) == len(sources)
-            and all(map(_equal, entry[1], sources))
+            and len(entry[0]) == len(sources)
+            and all(map(_equal, entry[0], sources))
         ):
-            return entry[2]
+            return entry[1]
         self.builds += 1
         mask = build()
-        self._entry = (key, [s.detach().clone() for s in sources], mask)
+        kept = {k: v for k, v in entries.items() if k != key}
+        while len(kept) >= self.MAX_ENTRIES:  # the oldest key goes first
+            del kept[next(iter(kept))]
+        kept[key] = ([s.detach().clone() for s in sources], mask)
+        self._entries = kept
         return mask
 
 
