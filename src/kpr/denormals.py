@@ -12,11 +12,17 @@ The setting (the x86 FTZ and DAZ bits) belongs to each thread, and a thread inhe
 thread that creates it: it must be set before PyTorch starts its worker threads, i.e. before the
 first parallel operation. kpr's command line and the processes it spawns set it first thing; a
 Python program that trains can call :func:`flush_denormals` at its start.
+
+Creating an ONNX Runtime session resets the creating thread's setting (ORT's
+``session.set_denormal_as_zero`` defaults to off); :class:`kpr.export.OnnxSession` keeps the
+process's setting across it with :func:`flush_mode_kept` and gives ORT's own threads the same.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 
 import torch
 
@@ -28,4 +34,22 @@ def flush_denormals() -> bool:
     return torch.set_flush_denormal(True)
 
 
-__all__ = ["flush_denormals"]
+def subnormals_flushed() -> bool:
+    """Whether this thread flushes subnormal results to zero now (a one-element division, which
+    runs on the calling thread)."""
+    return (torch.tensor([1e-38]) / 1e3).item() == 0.0
+
+
+@contextlib.contextmanager
+def flush_mode_kept() -> Iterator[bool]:
+    """This thread's subnormal mode (yielded) as it was before the block, whatever the block's
+    code sets."""
+    flushed = subnormals_flushed()
+    try:
+        yield flushed
+    finally:
+        if subnormals_flushed() != flushed:
+            torch.set_flush_denormal(flushed)
+
+
+__all__ = ["flush_denormals", "flush_mode_kept", "subnormals_flushed"]

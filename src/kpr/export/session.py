@@ -13,6 +13,7 @@ import torch
 
 from kpr.checkpoint.fingerprint import weights_fingerprint
 from kpr.configuration import from_dict
+from kpr.denormals import flush_mode_kept
 from kpr.errors import ConfigError, KPRError, PromptError
 from kpr.export.format import CONFIG_KEY, FINGERPRINT_KEY, INPUTS, OUTPUTS
 from kpr.modeling.config import KPRConfig
@@ -60,9 +61,19 @@ class OnnxSession:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
+        # ORT's worker threads otherwise spin for a while after every run, taking the cores from
+        # whatever the process does next (decoding the next batch, torch): the torch forward run
+        # right after an ONNX Runtime call in one process was ×4 slower (docs/performance.md).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # errors only: ORT warns about unused initialisers
         try:
-            self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+            with flush_mode_kept() as flushed:  # ORT would reset this thread's mode
+                options.add_session_config_entry(
+                    "session.set_denormal_as_zero", "1" if flushed else "0"
+                )
+                self.session = ort.InferenceSession(
+                    source, options, providers=["CPUExecutionProvider"]
+                )
         except Exception as exc:  # ORT raises its own exception types, not OSError/ValueError
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise KPRError(
