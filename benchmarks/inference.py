@@ -28,6 +28,7 @@ from machine import machine_facts, machine_tag
 from kpr.allocator import tune_cpu_allocator
 from kpr.checkpoint import create_model
 from kpr.compat.model import official_window_blocks
+from kpr.denormals import flush_denormals
 from kpr.modeling.kpr import KPR
 from kpr.modeling.linear import use_cpu_linear
 from kpr.quantization import quantize_linear_int8
@@ -82,11 +83,18 @@ def build(name: str) -> KPR:
     registered, overrides = MODELS[name]
     torch.manual_seed(0)
     model = create_model(registered, **overrides).eval()
-    with torch.no_grad():  # non-trivial BN statistics so outputs are not degenerate
+    # Non-trivial BN statistics so outputs are not degenerate, and non-zero Linear biases as trained
+    # weights have. With a fresh init's zero biases, the official graph's zero-padded tokens stay
+    # zero through qkv; a padded query whose window holds only padding then sees the real tokens
+    # through the -100 shift mask alone, its attention output is subnormal, and on an Intel Xeon
+    # `proj` ran ×30 slower on those rows (docs/performance.md). Trained biases avoid that.
+    with torch.no_grad():
         for module in model.modules():
             if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
                 module.running_mean.normal_(0, 0.1)
                 module.running_var.uniform_(0.5, 1.5)
+            elif isinstance(module, torch.nn.Linear) and module.bias is not None:
+                module.bias.normal_(0, 0.02)
     return model
 
 
@@ -148,10 +156,19 @@ def main() -> None:
         "--compile", action="store_true", help="also time torch.compile (slow warm-up)"
     )
     parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX Runtime path")
+    parser.add_argument(
+        "--keep-denormals",
+        action="store_true",
+        help="compute subnormal floats as the official code does (kpr's CLI flushes them); on "
+        "Intel CPUs this slows the official graph's explicit attention",
+    )
     args = parser.parse_args()
+    # As the CLI does, first thing (the worker threads inherit it); every path of a row runs in
+    # this one process.
+    flushed = not args.keep_denormals and flush_denormals()
     torch.set_num_threads(args.threads)
-    tune_cpu_allocator()  # as the CLI does; every path of a row runs in this one process
-    print(machine_facts(), flush=True)
+    tune_cpu_allocator()
+    print(f"{machine_facts()}, subnormals {'flushed' if flushed else 'kept'}", flush=True)
     for name in ["tiny_128x64" if m == "tiny" else m for m in args.models]:
         model = build(name)
         extra = fast_paths(model, onnx=not args.no_onnx)
