@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kpr.allocator import tune_cpu_allocator
-from kpr.denormals import flush_denormals
+from kpr.denormals import flush_denormals, flush_mode_kept
 from kpr.errors import KPRError
 from kpr.interrupts import EXIT_CODE as TERMINATED_EXIT_CODE
 from kpr.interrupts import Terminated, sigterm_unwinds
@@ -612,7 +612,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = _warn_one_line
     _quiet_opencv()
     tune_cpu_allocator()
-    flush_denormals()
+    # Flushed for the verb, then the caller's mode again: a program calling main() in-process
+    # (the tests do) keeps subnormal Python and numpy floats afterwards.
+    with flush_mode_kept():
+        flush_denormals()
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The verb, with every failure turned into one line and an exit code."""
     try:
         with sigterm_unwinds():
             return int(args.func(args) or 0)

@@ -10,8 +10,9 @@ magnitude is below 1.2e-38, far under float32 rounding of anything the model com
 
 The setting (the x86 FTZ and DAZ bits) belongs to each thread, and a thread inherits it from the
 thread that creates it: it must be set before PyTorch starts its worker threads, i.e. before the
-first parallel operation. kpr's command line and the processes it spawns set it first thing; a
-Python program that trains can call :func:`flush_denormals` at its start.
+first parallel operation. kpr's command line sets it first thing and gives the caller's mode back
+when the verb returns (for programs calling ``kpr.cli.main``); the training processes it spawns set
+it too. A Python program that trains can call :func:`flush_denormals` at its start.
 
 Creating an ONNX Runtime session resets the creating thread's setting (ORT's
 ``session.set_denormal_as_zero`` defaults to off); :class:`kpr.export.OnnxSession` keeps the
@@ -21,16 +22,15 @@ process's setting across it with :func:`flush_mode_kept` and gives ORT's own thr
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Iterator
 
 import torch
 
 
-@functools.cache
 def flush_denormals() -> bool:
     """Flush subnormal floats to zero in this thread and the threads it creates from now on;
-    ``False`` where the CPU cannot (nothing is changed there). Idempotent."""
+    ``False`` where the CPU cannot (nothing is changed there). The setting covers float64 too
+    (Python and numpy floats on this thread)."""
     return torch.set_flush_denormal(True)
 
 
