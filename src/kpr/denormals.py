@@ -2,8 +2,8 @@
 
 The shifted-window attention masks cross-region pairs with -100 (the official value), so the
 softmax gives those pairs probabilities of about exp(-100) ≈ 3.7e-44: subnormal float32 values.
-Intel CPUs take a slow microcode path for every arithmetic operation on a subnormal operand (AMD
-Zen 4 barely does), and the explicit attention products of training multiply these probabilities
+Intel CPUs take a slow microcode path for arithmetic on a subnormal operand (not measured on this
+project's AMD EPYC), and the explicit attention products of training multiply these probabilities
 forward and backward. On an Intel Xeon (Sapphire Rapids class) a training step of the demo model
 ran ×1.4 faster with subnormals flushed (docs/performance.md). Flushing changes only values whose
 magnitude is below 1.2e-38, far under float32 rounding of anything the model computes.
