@@ -40,8 +40,6 @@ def test_cpuinfo_flags_and_model_are_read():
     spr = parse_cpuinfo(SAPPHIRE_RAPIDS)
     assert spr.bf16 and spr.vnni
     assert parse_cpuinfo("") == CpuFeatures("unknown CPU", frozenset())
-    assert (amd.vendor, intel.vendor) == ("AuthenticAMD", "GenuineIntel")
-    assert not amd.mkl_tuned and intel.mkl_tuned and spr.mkl_tuned
     assert "avx512_bf16=no avx512_vnni=yes" in intel.describe().replace("amx_bf16=no ", "")
 
 

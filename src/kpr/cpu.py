@@ -1,4 +1,4 @@
-"""What this machine's CPU is: vendor, model and the flags that decide kpr's fast paths."""
+"""What this machine's CPU is: its model and the flags that decide kpr's fast paths."""
 
 from __future__ import annotations
 
@@ -11,12 +11,10 @@ CPU_FLAGS = ("avx512_bf16", "amx_bf16", "avx512_vnni", "avx_vnni", "amx_int8")
 
 @dataclass(frozen=True)
 class CpuFeatures:
-    """The CPU's model name, the flags that decide which fast paths exist, and its vendor
-    (``/proc/cpuinfo``'s ``vendor_id``: ``GenuineIntel``, ``AuthenticAMD``, … or ``""``)."""
+    """The CPU's model name and the flags that decide which fast paths exist."""
 
     model: str
     flags: frozenset[str]
-    vendor: str = ""
 
     @property
     def bf16(self) -> bool:
@@ -28,13 +26,6 @@ class CpuFeatures:
         """int8 dot products (AVX-512 VNNI, AVX-VNNI or AMX-INT8), what int8 GEMMs need."""
         return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & self.flags)
 
-    @property
-    def mkl_tuned(self) -> bool:
-        """Whether MKL runs its tuned (AVX2 / AVX-512) kernels here: it picks them by vendor,
-        so on AMD and Hygon x86 CPUs it falls back to generic code (``MKL_VERBOSE`` says
-        "Intel(R) Architecture processors" there instead of naming the instruction set)."""
-        return self.vendor not in ("AuthenticAMD", "HygonGenuine")
-
     def describe(self) -> str:
         """One line for logs and benchmark output."""
         shown = " ".join(f"{f}={'yes' if f in self.flags else 'no'}" for f in CPU_FLAGS)
@@ -43,7 +34,7 @@ class CpuFeatures:
 
 def parse_cpuinfo(text: str) -> CpuFeatures:
     """:class:`CpuFeatures` from the text of ``/proc/cpuinfo`` (first processor's entries)."""
-    model, flags, vendor = "unknown CPU", frozenset[str](), ""
+    model, flags = "unknown CPU", frozenset[str]()
     for line in text.splitlines():
         key, _, value = line.partition(":")
         key = key.strip()
@@ -51,9 +42,7 @@ def parse_cpuinfo(text: str) -> CpuFeatures:
             model = value.strip()
         elif key == "flags" and not flags:
             flags = frozenset(value.split()) & frozenset(CPU_FLAGS)
-        elif key == "vendor_id" and not vendor:
-            vendor = value.strip()
-    return CpuFeatures(model, flags, vendor)
+    return CpuFeatures(model, flags)
 
 
 def cpu_features(cpuinfo: str | Path = "/proc/cpuinfo") -> CpuFeatures:

@@ -7,7 +7,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kpr.cpu import CpuFeatures
 from kpr.errors import KPRError
 from kpr.modeling import linear as kpr_linear
 from kpr.modeling.linear import (
@@ -86,17 +85,13 @@ def test_environment_variable_sets_the_backend(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("vendor", "expected"),
-    [
-        ("AuthenticAMD", "onednn"),
-        ("HygonGenuine", "onednn"),
-        ("GenuineIntel", "aten"),
-        ("", "aten"),
-    ],
+    ("mkl", "onednn", "expected"),
+    [(True, True, "onednn"), (False, True, "aten"), (True, False, "aten")],
 )
-def test_default_is_onednn_where_mkl_runs_generic_code(vendor, expected, monkeypatch):
+def test_default_is_onednn_where_mkl_is_the_blas(mkl, onednn, expected, monkeypatch):
     monkeypatch.delenv("KPR_CPU_LINEAR", raising=False)
-    monkeypatch.setattr(kpr_linear, "cpu_features", lambda: CpuFeatures("x", frozenset(), vendor))
+    monkeypatch.setattr(torch.backends.mkl, "is_available", lambda: mkl)
+    monkeypatch.setattr(kpr_linear, "_onednn_op_available", lambda: onednn)
     kpr_linear._default_backend.cache_clear()
     try:
         assert cpu_linear_backend() == expected

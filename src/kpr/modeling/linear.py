@@ -1,12 +1,13 @@
-"""Every Linear layer of a KPR model on the CPU's faster float32 GEMM library.
+"""Every Linear layer of a KPR model on oneDNN for float32 CPU inference.
 
 PyTorch's CPU ``F.linear`` calls MKL, which picks its tuned kernels by CPU *vendor*: on AMD and
-Hygon CPUs it runs generic code, 1.1–3× slower than oneDNN on the same products (AMD EPYC Zen 4,
-docs/performance.md), while oneDNN picks its kernels by instruction set. So on those CPUs kpr runs
-its inference linears on oneDNN (:func:`cpu_linear_backend`), elsewhere on MKL as PyTorch does.
-A timed choice was tried and dropped: on this shared 2-core machine a 0.2 s calibration measured
-the same pair anywhere from ×0.95 to ×1.65. oneDNN's call costs ~10–15 µs more, so only products
-of at least :data:`ONEDNN_MIN_MACS` go there.
+Hygon CPUs it runs generic code, 1.1–3× slower than oneDNN on the same products (AMD EPYC Zen 4),
+while oneDNN picks its kernels by instruction set. On an Intel Xeon, where MKL is tuned, oneDNN was
+still ×1.02–1.11 faster on every model and batch size measured (docs/performance.md). So wherever
+MKL is PyTorch's BLAS and the oneDNN op exists (x86 builds), kpr runs its inference linears on
+oneDNN (:func:`cpu_linear_backend`). A timed choice was tried and dropped: on this shared 2-core
+machine a 0.2 s calibration measured the same pair anywhere from ×0.95 to ×1.65. oneDNN's call
+costs ~10–15 µs more, so only products of at least :data:`ONEDNN_MIN_MACS` go there.
 
 Only inference uses oneDNN: the op has no autograd formula, and under ``torch.export`` /
 ``torch.compile`` or CPU autocast (the bf16 path) the layer stays ``F.linear`` so those see the
@@ -27,7 +28,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kpr.cpu import cpu_features
 from kpr.errors import KPRError
 
 Backend = Literal["aten", "onednn"]
@@ -50,8 +50,7 @@ def _onednn_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
 
 @functools.cache
 def _default_backend() -> Backend:
-    mkl_is_blas = torch.backends.mkl.is_available()
-    if mkl_is_blas and not cpu_features().mkl_tuned and _onednn_op_available():
+    if torch.backends.mkl.is_available() and _onednn_op_available():
         return "onednn"
     return "aten"
 
@@ -59,7 +58,7 @@ def _default_backend() -> Backend:
 def cpu_linear_backend() -> Backend:
     """The float32 GEMM library for CPU inference: :func:`use_cpu_linear`'s, else the
     ``KPR_CPU_LINEAR`` environment variable's (``aten`` or ``onednn``), else ``onednn`` where MKL
-    runs generic code (AMD, Hygon: :attr:`kpr.cpu.CpuFeatures.mkl_tuned`), ``aten`` elsewhere.
+    is PyTorch's BLAS and the oneDNN op exists (x86 builds), ``aten`` elsewhere (ARM, …).
 
     Raises
     ------
