@@ -132,6 +132,22 @@ def test_video_output(tmp_path, colour_predictor):
     capture.release()
 
 
+def test_video_without_frames_leaves_no_frames_behind(tmp_path, colour_predictor):
+    # --video --no-frames used to write frames/ anyway: the video is assembled from them.
+    outputs = TrackOutputs(tmp_path / "run", "v", frames=False, video=True, fps=5)
+    run_tracking(
+        TrackInput(_frames(3), 3, "v"), KPRTracker(colour_predictor), outputs, progress=False
+    )
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
+        "annotated.mp4",
+        "tracks.json",
+        "tracks.txt",
+    ]
+    capture = cv2.VideoCapture(str(tmp_path / "run" / "annotated.mp4"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    capture.release()
+
+
 @pytest.mark.parametrize("fps", [0.0, -5.0, float("nan")])
 def test_a_video_frame_rate_that_cannot_be_encoded_is_refused_before_tracking(tmp_path, fps):
     # It failed only after the whole video, as "OpenCV cannot write MP4 video here".

@@ -4,12 +4,15 @@
 - ``tracks.json`` (PoseTrack21 with track ids): rewritten atomically every ``json_every`` frames
   and on close (also after Ctrl-C), so it is always a complete JSON of the frames so far;
 - ``frames/<name>.jpg``: annotated frames, each written atomically;
-- ``annotated.mp4``: assembled from the annotated frames on close, atomically.
+- ``annotated.mp4``: assembled from the annotated frames on close, atomically. Without ``frames``
+  those go to a hidden scratch folder in ``out_dir`` that is removed once the video is written.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,7 +40,7 @@ class TrackOutputs:
     frames : bool
         Write annotated frames.
     video : bool
-        Also assemble ``annotated.mp4`` (needs ``frames``).
+        Also assemble ``annotated.mp4`` (from scratch frames when ``frames`` is off).
     fps : float
     overwrite : bool
         Replace the outputs of a previous run; otherwise an existing ``tracks.txt`` is refused.
@@ -64,15 +67,21 @@ class TrackOutputs:
                 f"--out {self.out}: holds tracks.txt already (pass --overwrite to replace it)"
             )
         self.video_name = video_name
-        self.frames_dir = self.out / "frames" if frames or video else None
         self.video = video
         self.fps = fps
         self.json_every = json_every
         self.records: list[PoseTrackFrame] = []
         self.frame_files: list[Path] = []
         self.out.mkdir(parents=True, exist_ok=True)
-        if self.frames_dir is not None:
+        self.frames_dir: Path | None = None
+        self._scratch: Path | None = None
+        if frames:
+            self.frames_dir = self.out / "frames"
             self.frames_dir.mkdir(exist_ok=True)
+        elif video:  # the video's frames only: ours, so removed on close
+            self._scratch = self.frames_dir = Path(
+                tempfile.mkdtemp(prefix=".frames-", dir=self.out)
+            )
         self._mot = open(self.out / "tracks.txt", "w", encoding="utf-8")  # noqa: SIM115
 
     def add(self, frame: Frame, tracked: Sequence[TrackedPerson]) -> None:
@@ -113,8 +122,12 @@ class TrackOutputs:
             return
         self._mot.close()
         self._write_json()
-        if self.video and self.frame_files:
-            write_video(self.out / "annotated.mp4", self.frame_files, self.fps)
+        try:
+            if self.video and self.frame_files:
+                write_video(self.out / "annotated.mp4", self.frame_files, self.fps)
+        finally:
+            if self._scratch is not None:
+                shutil.rmtree(self._scratch, ignore_errors=True)
 
     def __enter__(self) -> TrackOutputs:
         return self
