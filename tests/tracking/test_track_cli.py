@@ -73,3 +73,16 @@ def test_track_bad_input_is_one_line(setup, tmp_path, capsys):
     )
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "clip.mp4: cannot decode this video" in err[0]
+
+
+def test_track_says_how_many_detections_min_confidence_ignored(setup, capsys):
+    # --min-confidence 5 tracked nobody without saying why.
+    root, checkpoint, video = setup
+    out = root / "strict"
+    args = ["track", str(video.annotations), "--checkpoint", str(checkpoint), "--out", str(out)]
+    assert main([*args, "--min-confidence", "5", "--no-frames"]) == 0
+    total = sum(len(f.annotations) for f in read_posetrack(video.annotations))
+    printed = capsys.readouterr().out
+    assert "12 frames, 0 detections, 0 tracks" in printed
+    assert f"{total} detections below --min-confidence 5 ignored" in printed
+    assert not (out / "frames").exists()

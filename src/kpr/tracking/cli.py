@@ -120,9 +120,14 @@ def run_track(args: argparse.Namespace) -> int:
     summary = run_tracking(
         source, tracker, outputs, estimator=args.estimator, detector=args.detector
     )
+    ignored = (
+        f", {summary.ignored} detections below --min-confidence {args.min_confidence:g} ignored"
+        if summary.ignored
+        else ""
+    )
     print(
         f"{summary.frames} frames, {summary.detections} detections, {summary.tracks} tracks "
-        f"({summary.fps:.1f} frames/s) -> {args.out}"
+        f"({summary.fps:.1f} frames/s){ignored} -> {args.out}"
     )
     return 0
 

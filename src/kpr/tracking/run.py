@@ -15,12 +15,14 @@ from kpr.tracking.tracker import KPRTracker
 
 @dataclasses.dataclass(frozen=True)
 class RunSummary:
-    """Frames and detections processed, tracks started, and wall time (s)."""
+    """Frames and detections tracked, tracks started, wall time (s), and the detections ignored
+    below ``TrackerConfig.min_confidence``."""
 
     frames: int
     detections: int
     tracks: int
     seconds: float
+    ignored: int = 0
 
     @property
     def fps(self) -> float:
@@ -40,7 +42,7 @@ def run_tracking(
     ``kpr.pose.detect_people(estimator, detector)``. ``outputs`` are closed at the end, also when
     interrupted, so what was tracked so far is kept."""
     start = time.perf_counter()
-    frames = detections = 0
+    frames = detections = ignored = 0
     bar = tqdm(
         source.frames,
         total=source.num_frames,
@@ -60,8 +62,10 @@ def run_tracking(
                 outputs.add(frame, tracked)
             frames += 1
             detections += len(tracked)
+            ignored += len(people) - len(tracked)
     finally:
         bar.close()
         if outputs is not None:
             outputs.close()
-    return RunSummary(frames, detections, tracker.started, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    return RunSummary(frames, detections, tracker.started, seconds, ignored)
