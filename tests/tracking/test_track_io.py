@@ -6,7 +6,7 @@ import pytest
 
 from kpr.errors import DatasetError, KPRError
 from kpr.tracking.mot import read_mot
-from kpr.tracking.outputs import TrackOutputs
+from kpr.tracking.outputs import TrackOutputs, write_video
 from kpr.tracking.posetrack import read_posetrack
 from kpr.tracking.run import run_tracking
 from kpr.tracking.sources import Frame, TrackingInputWarning, TrackInput, open_input
@@ -133,7 +133,7 @@ def test_video_output(tmp_path, colour_predictor):
 
 
 def test_video_without_frames_leaves_no_frames_behind(tmp_path, colour_predictor):
-    # --video --no-frames used to write frames/ anyway: the video is assembled from them.
+    # --video --no-frames used to write frames/ anyway, to assemble the video from them.
     outputs = TrackOutputs(tmp_path / "run", "v", frames=False, video=True, fps=5)
     run_tracking(
         TrackInput(_frames(3), 3, "v"), KPRTracker(colour_predictor), outputs, progress=False
@@ -145,6 +145,19 @@ def test_video_without_frames_leaves_no_frames_behind(tmp_path, colour_predictor
     ]
     capture = cv2.VideoCapture(str(tmp_path / "run" / "annotated.mp4"))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    capture.release()
+
+
+def test_write_video_from_jpeg_files_keeps_them(tmp_path):
+    files = []
+    for i in range(2):
+        _, jpg = cv2.imencode(".jpg", np.full((64, 48, 3), 100 * i, np.uint8))
+        files.append(tmp_path / f"{i}.jpg")
+        files[-1].write_bytes(jpg.tobytes())
+    write_video(tmp_path / "clip.mp4", files, 5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0.jpg", "1.jpg", "clip.mp4"]
+    capture = cv2.VideoCapture(str(tmp_path / "clip.mp4"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 2
     capture.release()
 
 

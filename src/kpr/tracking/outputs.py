@@ -4,19 +4,19 @@
 - ``tracks.json`` (PoseTrack21 with track ids): rewritten atomically every ``json_every`` frames
   and on close (also after Ctrl-C), so it is always a complete JSON of the frames so far;
 - ``frames/<name>.jpg``: annotated frames, each written atomically;
-- ``annotated.mp4``: assembled from the annotated frames on close, atomically. Without ``frames``
-  those go to a hidden scratch folder in ``out_dir`` that is removed once the video is written.
+- ``annotated.mp4``: the annotated frames encoded as they come into a temporary file, renamed into
+  place on close (also after Ctrl-C).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from kpr.errors import KPRError
 from kpr.io_utils import atomic_path, write_bytes_atomic
@@ -40,7 +40,7 @@ class TrackOutputs:
     frames : bool
         Write annotated frames.
     video : bool
-        Also assemble ``annotated.mp4`` (from scratch frames when ``frames`` is off).
+        Also write ``annotated.mp4`` (with or without ``frames``).
     fps : float
     overwrite : bool
         Replace the outputs of a previous run; otherwise an existing ``tracks.txt`` is refused.
@@ -67,21 +67,13 @@ class TrackOutputs:
                 f"--out {self.out}: holds tracks.txt already (pass --overwrite to replace it)"
             )
         self.video_name = video_name
-        self.video = video
-        self.fps = fps
         self.json_every = json_every
         self.records: list[PoseTrackFrame] = []
-        self.frame_files: list[Path] = []
         self.out.mkdir(parents=True, exist_ok=True)
-        self.frames_dir: Path | None = None
-        self._scratch: Path | None = None
-        if frames:
-            self.frames_dir = self.out / "frames"
+        self.frames_dir = self.out / "frames" if frames else None
+        if self.frames_dir is not None:
             self.frames_dir.mkdir(exist_ok=True)
-        elif video:  # the video's frames only: ours, so removed on close
-            self._scratch = self.frames_dir = Path(
-                tempfile.mkdtemp(prefix=".frames-", dir=self.out)
-            )
+        self._video = VideoStream(self.out / "annotated.mp4", fps) if video else None
         self._mot = open(self.out / "tracks.txt", "w", encoding="utf-8")  # noqa: SIM115
 
     def add(self, frame: Frame, tracked: Sequence[TrackedPerson]) -> None:
@@ -98,20 +90,22 @@ class TrackOutputs:
         self.records.append(PoseTrackFrame(frame.image_id, frame.file_name, anns))
         if len(self.records) % self.json_every == 0:
             self._write_json()
+        if self.frames_dir is None and self._video is None:
+            return
+        bgr = draw_tracks(
+            frame.image,
+            [t.person.box for t in tracked],
+            [t.track_id for t in tracked],
+            [t.person.keypoints for t in tracked],
+            label=f"{self.video_name} {frame.number}",
+        )[:, :, ::-1]
         if self.frames_dir is not None:
-            image = draw_tracks(
-                frame.image,
-                [t.person.box for t in tracked],
-                [t.track_id for t in tracked],
-                [t.person.keypoints for t in tracked],
-                label=f"{self.video_name} {frame.number}",
-            )
-            ok, jpg = cv2.imencode(".jpg", image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 92])
+            ok, jpg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 92])
             if not ok:
                 raise KPRError(f"{self.frames_dir}: could not encode frame {frame.number}")
-            path = self.frames_dir / f"{frame.name}.jpg"
-            write_bytes_atomic(path, jpg.tobytes())
-            self.frame_files.append(path)
+            write_bytes_atomic(self.frames_dir / f"{frame.name}.jpg", jpg.tobytes())
+        if self._video is not None:
+            self._video.write(bgr)
 
     def _write_json(self) -> None:
         write_posetrack(self.out / "tracks.json", self.records, self.video_name)
@@ -122,12 +116,8 @@ class TrackOutputs:
             return
         self._mot.close()
         self._write_json()
-        try:
-            if self.video and self.frame_files:
-                write_video(self.out / "annotated.mp4", self.frame_files, self.fps)
-        finally:
-            if self._scratch is not None:
-                shutil.rmtree(self._scratch, ignore_errors=True)
+        if self._video is not None:
+            self._video.close()
 
     def __enter__(self) -> TrackOutputs:
         return self
@@ -136,21 +126,55 @@ class TrackOutputs:
         self.close()
 
 
-def write_video(path: Path, frame_files: Sequence[Path], fps: float) -> Path:
-    """Encode JPEG frames (all the size of the first) into an MP4 (mp4v), atomically."""
-    first = cv2.imread(str(frame_files[0]))
-    h, w = first.shape[:2]
-    with atomic_path(path) as tmp:
-        mp4 = tmp.with_suffix(".mp4")
-        writer = cv2.VideoWriter(str(mp4), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-        if not writer.isOpened():
-            raise KPRError(f"{path}: OpenCV cannot write MP4 video here")
+class VideoStream:
+    """An MP4 (mp4v) written frame by frame (BGR uint8 arrays [H, W, 3], all the size of the first)
+    into a temporary file next to ``path``, renamed onto it by :meth:`close`; no frame, no file."""
+
+    def __init__(self, path: str | Path, fps: float) -> None:
+        self.path = Path(path)
+        self.fps = fps
+        self._files = contextlib.ExitStack()
+        self._writer: cv2.VideoWriter | None = None
+
+    def write(self, bgr: np.ndarray) -> None:
+        if self._writer is None:
+            self._tmp = self._files.enter_context(atomic_path(self.path))
+            # OpenCV picks the container by the extension; the .mp4 replaces ``_tmp`` on close.
+            self._mp4 = self._tmp.with_suffix(".mp4")
+            self._files.callback(self._mp4.unlink, missing_ok=True)
+            h, w = bgr.shape[:2]
+            fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+            self._writer = cv2.VideoWriter(str(self._mp4), fourcc, self.fps, (w, h))
+            self._files.callback(self._writer.release)
+            if not self._writer.isOpened():
+                error = KPRError(f"{self.path}: OpenCV cannot write MP4 video here")
+                self._files.__exit__(KPRError, error, None)  # removes the temporary files
+                raise error
+        self._writer.write(np.ascontiguousarray(bgr))
+
+    def close(self) -> None:
+        """Finish the file and rename it into place (idempotent)."""
+        if self._writer is None:
+            return
+        writer, self._writer = self._writer, None
         try:
-            for f in frame_files:
-                writer.write(cv2.imread(str(f)))
             writer.release()
-            os.replace(mp4, tmp)
-        finally:
-            writer.release()
-            mp4.unlink(missing_ok=True)
+            os.replace(self._mp4, self._tmp)
+        except BaseException as error:
+            self._files.__exit__(type(error), error, error.__traceback__)
+            raise
+        self._files.close()
+
+    def __enter__(self) -> VideoStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_video(path: Path, frame_files: Iterable[Path], fps: float) -> Path:
+    """Encode JPEG frames (all the size of the first) into an MP4 (mp4v), atomically."""
+    with VideoStream(path, fps) as video:
+        for f in frame_files:
+            video.write(cv2.imread(str(f)))
     return path
