@@ -5,9 +5,10 @@ Hygon CPUs it runs generic code, 1.1–3× slower than oneDNN on the same produc
 while oneDNN picks its kernels by instruction set. On an Intel Xeon, where MKL is tuned, oneDNN was
 still ×1.05–1.11 faster at batch 1 on Swin-B and at the recipes' evaluation batch, and within ±3 %
 at batch 16 (docs/performance.md). So wherever MKL is PyTorch's BLAS and the oneDNN op exists (x86
-builds), kpr runs its inference linears on oneDNN (:func:`cpu_linear_backend`). A timed choice was tried and dropped: on this shared 2-core
-machine a 0.2 s calibration measured the same pair anywhere from ×0.95 to ×1.65. oneDNN's call
-costs ~10–15 µs more, so only products of at least :data:`ONEDNN_MIN_MACS` go there.
+builds), kpr runs its inference linears on oneDNN (:func:`cpu_linear_backend`). A timed choice
+was tried and dropped: on this shared 2-core machine a 0.2 s calibration measured the same pair
+anywhere from ×0.95 to ×1.65. oneDNN's call costs ~10–15 µs more, so only products of at least
+:data:`ONEDNN_MIN_MACS` go there.
 
 Only inference uses oneDNN: the op has no autograd formula, and under ``torch.export`` /
 ``torch.compile`` or CPU autocast (the bf16 path) the layer stays ``F.linear`` so those see the
