@@ -1,5 +1,6 @@
 """precision="auto": CPU-feature detection and the choice, on faked flags and timings."""
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +119,19 @@ def test_auto_without_fast_hardware_does_not_probe(model_b, monkeypatch):
     predictor = KPRPredictor(model_b, "cpu", precision="auto")
     assert predictor.precision_used == "float32"
     assert predictor._module is predictor.model
+
+
+def test_bf16_asked_for_on_a_cpu_without_bf16_warns_that_it_is_slow(model_b, monkeypatch):
+    from kpr.predictor import SlowPathWarning
+
+    _fake(monkeypatch, INTEL_NO_BF16, None)
+    with pytest.warns(SlowPathWarning, match=r"Intel\(R\) Xeon\(R\) CPU @ 2.80GHz\) has no native"):
+        predictor = KPRPredictor(model_b, "cpu", precision="bfloat16")
+    assert predictor.precision_used == "bfloat16"
+    _fake(monkeypatch, AMD_ZEN4, None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SlowPathWarning)
+        assert KPRPredictor(model_b, "cpu", precision="bfloat16").precision_used == "bfloat16"
 
 
 def test_int8_is_a_quantized_copy_close_to_float32(model_b):

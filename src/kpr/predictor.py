@@ -70,6 +70,10 @@ class MaskSizeWarning(UserWarning):
     """A mask does not have its crop's size and was resized (nearest neighbour) to it."""
 
 
+class SlowPathWarning(UserWarning):
+    """The requested precision has no hardware support here and runs slower than float32."""
+
+
 @dataclass(frozen=True)
 class Embeddings:
     """Embeddings of N person crops.
@@ -385,6 +389,18 @@ class KPRPredictor:
             self._module = quantize_linear_int8(self.model)
             self.precision_used = "int8"
         elif path == "bfloat16":
+            from kpr import cpu
+
+            features = cpu.cpu_features()
+            if self.device.type == "cpu" and not features.bf16:
+                # Measured ×0.28–0.56 of float32 on an AVX2-only AMD EPYC (docs/performance.md).
+                warnings.warn(
+                    f"precision 'bfloat16': this CPU ({features.model}) has no native bf16 "
+                    "(AVX-512 BF16 or AMX), so bf16 autocast runs slower than float32 here; "
+                    "precision='auto' picks the fastest path within the deviation bound",
+                    SlowPathWarning,
+                    stacklevel=3,
+                )
             self.precision_used = "bfloat16"
 
     def _adopt(self, other: KPRPredictor) -> None:

@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from kpr.data.bipo import OccluderBank
+from kpr.data.file_cache import DecodedFileCache
 from kpr.data.parsing import (
     LabelSource,
     feature_size,
@@ -195,6 +196,9 @@ class TrainDataset(Dataset[TrainItem | None]):
     seed : int
         Seed of the augmentations of plain integer indices (:class:`SampleRef` items carry their
         own seed).
+    cache_bytes : int
+        Decoded images and keypoint files kept in memory, per loader process, up to this many
+        bytes (:class:`~kpr.data.file_cache.DecodedFileCache`); 0 reads every file each time.
 
     Items are fetched with a :class:`~kpr.data.sampler.SampleRef` (BIPO draws occluders from the
     other pids of the batch) or a plain index (occluders from any other bank identity). A sample
@@ -210,6 +214,7 @@ class TrainDataset(Dataset[TrainItem | None]):
         occluders: OccluderBank | None = None,
         parsing_classes: Sequence[str] | None = None,
         seed: int = 0,
+        cache_bytes: int = 0,
     ) -> None:
         if occluders is not None and occluders.frame_hw != config.image_size:
             raise ConfigError(
@@ -229,6 +234,7 @@ class TrainDataset(Dataset[TrainItem | None]):
         self.skipped = 0
         self._transform = build_train_transform(config.augmentation)
         self._draws = 0
+        self._files = DecodedFileCache(cache_bytes)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -255,8 +261,13 @@ class TrainDataset(Dataset[TrainItem | None]):
         self, sample: ReIDSample, batch_pids: frozenset[int], rng: np.random.Generator
     ) -> TrainItem:
         cfg = self.config
-        image = read_rgb(sample.image)
-        skeletons = read_sample_keypoints(sample)
+        image = self._files.get(("image", sample.image), lambda: read_rgb(sample.image))
+        if sample.target_keypoints is None:  # from a file (in-memory arrays are the caller's)
+            skeletons = self._files.get(
+                ("keypoints", sample.image), lambda: read_sample_keypoints(sample)
+            )
+        else:
+            skeletons = read_sample_keypoints(sample)
         scores = part_scores(
             sample,
             cfg.target_grouping,

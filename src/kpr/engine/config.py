@@ -40,13 +40,23 @@ def _at_least(config: object, names: Sequence[str], minimum: float, strict: bool
 
 @dataclass(frozen=True)
 class SamplerConfig:
+    """P×K identity batches and how they are loaded.
+
+    ``cache_mb``: decoded training images and keypoint files kept in memory by each loader process
+    (each worker, or the training process with ``workers=0``), in MiB; 0 reads every file at every
+    epoch.
+    """
+
     ids_per_batch: int = 16
     instances_per_id: int = 4
     workers: int = 4
+    cache_mb: float = 1024.0
 
     def __post_init__(self) -> None:
         _at_least(self, ("ids_per_batch", "instances_per_id"), 1)
-        _at_least(self, ("workers",), 0)
+        _at_least(self, ("workers", "cache_mb"), 0)
+        if self.cache_mb == float("inf"):
+            raise ConfigError("cache_mb must be a finite number of MiB, got inf")
 
 
 @dataclass(frozen=True)

@@ -189,6 +189,7 @@ class Trainer:
             occluders=bank,
             parsing_classes=self.dataset.parsing_classes,
             seed=config.seed,
+            cache_bytes=int(config.sampler.cache_mb * 2**20),
         )
         sc = config.sampler
         self.sampler = IdentitySampler(

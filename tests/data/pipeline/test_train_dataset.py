@@ -178,3 +178,22 @@ def test_mask_prompt_training_needs_a_mask_per_sample(train_samples):
         TrainDataset(bare, config, parsing_classes=PARSING_CLASSES)[0]
     with pytest.raises(ConfigError, match="parsing prompts need part labels of a known table"):
         TrainDataset(bare, dataclasses.replace(config, prompt_type="parsing"))
+
+
+def test_cached_files_give_the_same_items_and_are_read_once(train_samples, bank, monkeypatch):
+    import kpr.data.train_dataset as module
+
+    reads = []
+    real_read = module.read_rgb
+    monkeypatch.setattr(module, "read_rgb", lambda path: reads.append(path) or real_read(path))
+    plain = TrainDataset(train_samples, CONFIG, occluders=bank, parsing_classes=PARSING_CLASSES)
+    cached = TrainDataset(
+        train_samples, CONFIG, occluders=bank, parsing_classes=PARSING_CLASSES, cache_bytes=2**30
+    )
+    refs = [SampleRef(i % 6, frozenset({0, 1, 2}), 100 + i) for i in range(18)]
+    for ref in refs:  # each index three times: the augmentations differ, the files do not
+        a, b = plain[ref], cached[ref]
+        assert torch.equal(a.image, b.image) and torch.equal(a.prompt, b.prompt)
+        assert torch.equal(a.target_masks, b.target_masks)
+    assert len(reads) == 18 + 6  # every read by the plain dataset, once per file by the cached
+    assert len(cached._files) == 12  # an image and a keypoint file per sample
