@@ -57,11 +57,19 @@ def test_bad_configs_name_the_field(tmp_path):
         ("eval.batch_size=0", "eval: batch_size must be >= 1, got 0"),
         ("sampler.workers=-1", "sampler: workers must be >= 0, got -1"),
         ("sampler.ids_per_batch=0", "sampler: ids_per_batch must be >= 1"),
+        ("sampler.cache_mb=-1", "sampler: cache_mb must be >= 0, got -1"),
     ],
 )
 def test_values_that_cannot_train_are_refused_when_the_recipe_is_read(override, message):
     with pytest.raises(ConfigError, match=rf"override {override.replace('.', '[.]')}: {message}"):
         load_train_config(None, [override])
+
+
+def test_an_infinite_loader_cache_is_refused(tmp_path):
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text("sampler: {cache_mb: .inf}\n")
+    with pytest.raises(ConfigError, match=r"mine\.yaml.*cache_mb must be a finite number"):
+        load_train_config(recipe)
 
 
 def test_a_yaml_recipe_with_a_bad_value_names_the_file(tmp_path):
