@@ -88,6 +88,28 @@ def test_gaussian_kernel():
     np.testing.assert_array_equal(gaussian_kernel(0), [[1.0]])
 
 
+@pytest.mark.parametrize("radius", [0, 1, 2, 5, 11, 23, 34])
+def test_gaussian_kernel_is_bit_identical_to_scipys_window(radius):
+    from scipy.signal.windows import gaussian
+
+    side = 2 * radius + 1
+    window = gaussian(side, std=side / 4)
+    np.testing.assert_array_equal(gaussian_kernel(radius), np.outer(window, window))
+
+
+def test_drawing_prompts_does_not_import_scipy_signal():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import kpr.keypoints.prompts as p; import kpr.engine.trainer; "
+        "p.build_prompt([[10, 10, 1]] * 17, None, 'cck8', (64, 32)); "
+        "print('scipy.signal' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 # --- property tests ------------------------------------------------------------------------------
 
 hw = st.tuples(st.integers(4, 48), st.integers(4, 48))

@@ -9,7 +9,6 @@ import functools
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.signal.windows import gaussian
 
 from kpr.configuration import as_hw
 from kpr.errors import ConfigError, KeypointFormatError, PromptError
@@ -38,7 +37,11 @@ def gaussian_kernel(radius: int) -> NDArray[np.float64]:
     ndarray, shape [2r + 1, 2r + 1], float64, read-only (cached per radius)
     """
     side = 2 * radius + 1
-    window = gaussian(side, std=side / 4)
+    # scipy.signal.windows.gaussian's formula, in its order of operations (bit-identical, tested):
+    # importing scipy.signal takes 1.5 s, a third of the start-up of every process that draws prompts.
+    std = side / 4
+    offsets = np.arange(side, dtype=np.float64) - (side - 1.0) / 2.0
+    window = np.exp(-(offsets**2) / (2 * std * std))
     kernel = np.outer(window, window)
     kernel.setflags(write=False)
     return kernel
