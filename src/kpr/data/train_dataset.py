@@ -262,9 +262,9 @@ class TrainDataset(Dataset[TrainItem | None]):
     ) -> TrainItem:
         cfg = self.config
         image = self._files.get(("image", sample.image), lambda: read_rgb(sample.image))
-        if sample.target_keypoints is None:  # from a file (in-memory arrays are the caller's)
+        if sample.target_keypoints is None:  # its file, if any (in-memory arrays are the caller's)
             skeletons = self._files.get(
-                ("keypoints", sample.image), lambda: read_sample_keypoints(sample)
+                ("keypoints", sample.keypoints), lambda: read_sample_keypoints(sample)
             )
         else:
             skeletons = read_sample_keypoints(sample)

@@ -50,7 +50,7 @@ class SamplerConfig:
     ids_per_batch: int = 16
     instances_per_id: int = 4
     workers: int = 4
-    cache_mb: float = 1024.0
+    cache_mb: float = 256.0
 
     def __post_init__(self) -> None:
         _at_least(self, ("ids_per_batch", "instances_per_id"), 1)

@@ -38,7 +38,7 @@ def gaussian_kernel(radius: int) -> NDArray[np.float64]:
     """
     side = 2 * radius + 1
     # scipy.signal.windows.gaussian's formula, in its order of operations (bit-identical, tested):
-    # importing scipy.signal takes 1.5 s, a third of the start-up of every process that draws prompts.
+    # importing scipy.signal takes 1.5 s, a third of the start-up of a process that draws prompts.
     std = side / 4
     offsets = np.arange(side, dtype=np.float64) - (side - 1.0) / 2.0
     window = np.exp(-(offsets**2) / (2 * std * std))
