@@ -9,8 +9,9 @@ The public API (imported lazily, so ``import kpr`` and the CLI stay fast)::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from kpr.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -63,13 +64,4 @@ if TYPE_CHECKING:
     from kpr.retrieval import part_distance
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'kpr' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports("kpr", globals(), _EXPORTS)

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kpr.allocator import tune_cpu_allocator
-from kpr.denormals import flush_denormals, flush_mode_kept
 from kpr.errors import KPRError
 from kpr.interrupts import EXIT_CODE as TERMINATED_EXIT_CODE
 from kpr.interrupts import Terminated, sigterm_unwinds
@@ -609,6 +608,9 @@ def _quiet_opencv() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     args = build_parser().parse_args(argv)
+    # Imported once the arguments are read: it imports torch, 3 s that `kpr --help` does not need.
+    from kpr.denormals import flush_denormals, flush_mode_kept
+
     warnings.showwarning = _warn_one_line
     _quiet_opencv()
     tune_cpu_allocator()

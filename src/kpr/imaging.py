@@ -6,14 +6,17 @@ import os
 import re
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 from numpy.typing import NDArray
 from PIL import Image
 
 from kpr.errors import ImageReadError
+
+if TYPE_CHECKING:
+    import torch
 
 ImageLike = str | os.PathLike | Image.Image | np.ndarray
 
@@ -224,4 +227,6 @@ def preprocess(
     std: tuple[float, float, float],
 ) -> torch.Tensor:
     """RGB uint8 [H0, W0, 3] → normalised float32 [3, H, W]: official test-time preprocessing."""
+    import torch  # here: reading images (the pose front end, ``kpr --help``) needs no torch
+
     return torch.from_numpy(normalize_rgb(resize_rgb(rgb, image_size), mean, std))

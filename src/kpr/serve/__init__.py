@@ -6,10 +6,26 @@
 
 from __future__ import annotations
 
-from kpr.serve.app import ServeOptions, create_app
-from kpr.serve.service import ReidService
-from kpr.serve.uploads import UploadError, UploadLimits, decode_image
-from kpr.serve.worker import ModelQueue, QueueFull
+from typing import TYPE_CHECKING
+
+from kpr.lazy import lazy_exports
+
+_EXPORTS = {
+    "ModelQueue": "kpr.serve.worker",
+    "QueueFull": "kpr.serve.worker",
+    "ReidService": "kpr.serve.service",
+    "ServeOptions": "kpr.serve.app",
+    "UploadError": "kpr.serve.uploads",
+    "UploadLimits": "kpr.serve.uploads",
+    "create_app": "kpr.serve.app",
+    "decode_image": "kpr.serve.uploads",
+}
+
+if TYPE_CHECKING:
+    from kpr.serve.app import ServeOptions, create_app
+    from kpr.serve.service import ReidService
+    from kpr.serve.uploads import UploadError, UploadLimits, decode_image
+    from kpr.serve.worker import ModelQueue, QueueFull
 
 __all__ = [
     "ModelQueue",
@@ -21,3 +37,5 @@ __all__ = [
     "create_app",
     "decode_image",
 ]
+
+__getattr__, __dir__ = lazy_exports("kpr.serve", globals(), _EXPORTS)
