@@ -74,11 +74,29 @@ def test_float32_and_bf16_calls_build_each_mask_once() -> None:
     backbone, images = tiny_solider(), torch.randn(1, 3, 384, 128)
     caches = [c for m in backbone.modules() for c in _caches(m)]
     with torch.inference_mode():
+        builds = []
         for _ in range(2):
             _run(backbone, images)
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 _run(backbone, images)
-    assert [c.builds for c in caches] == [2] * len(caches)
+            builds.append([c.builds for c in caches])
+    # One mask per dtype and per group of windows attended together.
+    assert builds[0] == [2 * groups for groups in _mask_groups(backbone)]
+    assert builds[1] == builds[0]
+
+
+def _mask_groups(backbone: torch.nn.Module) -> list[int]:
+    """Masks per dtype of each attention module, in module order: the SOLIDER block's compact
+    window groups (1 for padded windows), 1 for a timm SwinV2 attention."""
+    if isinstance(backbone, TimmSwin):
+        return [1 for m in backbone.modules() if _caches(m)]
+    counts = []
+    for stage in backbone.stages:
+        (layout,) = stage._layouts.values()
+        for block in stage.blocks:
+            compact = layout.compact_shifted if block.shift else layout.compact_plain
+            counts.append(1 if compact is None else len(compact.groups))
+    return counts
 
 
 def _run(backbone: torch.nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
@@ -110,12 +128,13 @@ def test_cached_masks_follow_every_change_of_the_weights() -> None:
         assert len(caches) == 8
         _assert_matches_reference(backbone, images)  # fills the caches
         _assert_matches_reference(backbone, images)  # reuses them
-        assert [c.builds for c in caches] == [1] * 8
+        groups = _mask_groups(backbone)
+        assert [c.builds for c in caches] == groups
         with torch.no_grad():  # in place, as an optimiser step does
             for p in bias_params:
                 p.add_(torch.randn_like(p))
         _assert_matches_reference(backbone, images)
-        assert [c.builds for c in caches] == [2] * 8
+        assert [c.builds for c in caches] == [2 * g for g in groups]
         # Other weights loaded (same tensors, new values), then a float16 round trip.
         torch.manual_seed(1)
         other = {
@@ -128,7 +147,7 @@ def test_cached_masks_follow_every_change_of_the_weights() -> None:
         _assert_matches_reference(backbone, images)
         # A batch of another size reuses the masks (they do not depend on the batch).
         _assert_matches_reference(backbone, images[:1])
-        assert [c.builds for c in caches] == [4] * 8
+        assert [c.builds for c in caches] == [4 * g for g in groups]
 
 
 def _caches(module: torch.nn.Module) -> list[InferenceMaskCache]:

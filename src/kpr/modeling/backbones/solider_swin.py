@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -33,13 +34,22 @@ __all__ = [
     "PatchEmbed",
     "PatchMerging",
     "SoliderSwin",
+    "CompactLayout",
+    "CompactWindows",
     "WindowAttention",
+    "compact_bias",
+    "compact_windows",
     "relative_position_index",
     "shift_window_mask",
     "window_route",
 ]
 
 SHIFT_MASK_VALUE = -100.0
+# The logit of a key slot that holds no key: its softmax weight is exactly 0, and (finite, unlike
+# −inf) it keeps the log-sum-exp over a window without padding, and its gradient, finite.
+_NO_KEY = -1e9
+# Compact windows are used where they cut a layout's attention products to this share or less.
+_COMPACT_AT_MOST = 0.8
 
 
 def relative_position_index(window_size: int) -> Tensor:
@@ -218,6 +228,39 @@ class WindowAttention(nn.Module):
         )
         return out.view(n, self.num_heads, slots, d)
 
+    def attend_compact(
+        self, q: Tensor, kv: Tensor, compact: CompactWindows, mask: Tensor | None = None
+    ) -> Tensor:
+        """:meth:`attend` over a :class:`CompactWindows` group: real tokens and a padding slot.
+
+        Parameters
+        ----------
+        q:
+            [N, heads, nWg·Lq, d] queries of ``compact.query_tokens``.
+        kv:
+            [N, 2·heads, nWg·Lk, d] keys then values of ``compact.key_tokens``.
+        mask:
+            [nW, w², w²] additive shift mask of the full windows, or ``None``.
+
+        Returns
+        -------
+        Tensor
+            [N, heads, nWg·Lq, d].
+        """
+        n, heads, queries, d = q.shape
+        nw = compact.num_windows
+        q = q.view(n, heads, nw, queries // nw, d)
+        k, v = kv.view(n, 2 * heads, nw, -1, d).chunk(2, dim=1)
+
+        def bias() -> Tensor:  # [heads, nWg, Lq, Lk]
+            full = self.relative_position_bias()[:, None]
+            return compact_bias(full if mask is None else full + mask[None], compact)
+
+        sources = [self.relative_position_bias_table, self.relative_position_index]
+        sources += [compact.windows, compact.positions] + ([] if mask is None else [mask])
+        out = window_sdpa(q, k, v, bias, heads_first=True, cache=self.mask_cache, sources=sources)
+        return out.view(n, heads, queries, d)
+
     def forward(self, windows: Tensor, mask: Tensor | None = None) -> Tensor:
         """Attend within each window: [N, nW, w², C] tokens (mask as in :meth:`attend`) →
         [N, nW, w², C]."""
@@ -255,24 +298,174 @@ class WindowRoute:
     num_windows: int
 
 
+def _window_slots(height: int, width: int, window_size: int, shift: int) -> np.ndarray:
+    """[nW, w²]: the row-major index of the real token in each window slot, H·W for padding.
+
+    Computed with numpy, not torch, so that tracing (torch.export) sees constants."""
+    pad_h, pad_w = -height % window_size, -width % window_size
+    real = height * width
+    grid = np.full((height + pad_h, width + pad_w), real, dtype=np.int64)
+    grid[:height, :width] = np.arange(real).reshape(height, width)
+    if shift:
+        grid = np.roll(grid, (-shift, -shift), axis=(0, 1))
+    rows, cols = grid.shape[0] // window_size, grid.shape[1] // window_size
+    windows = grid.reshape(rows, window_size, cols, window_size).transpose(0, 2, 1, 3)
+    return windows.reshape(rows * cols, window_size * window_size)
+
+
 def window_route(
     height: int, width: int, window_size: int, shift: int, device: torch.device | None = None
 ) -> WindowRoute:
     """The :class:`WindowRoute` of an unpadded ``height``×``width`` grid: zero-padded on the
     bottom/right to multiples of ``window_size``, rolled by ``-shift`` on both axes (0 = none)."""
-    pad_h, pad_w = -height % window_size, -width % window_size
-    real = height * width
-    grid = torch.full((height + pad_h, width + pad_w), real, dtype=torch.long, device=device)
-    grid[:height, :width] = torch.arange(real, device=device).view(height, width)
-    if shift:
-        grid = torch.roll(grid, (-shift, -shift), dims=(0, 1))
-    to_windows = _window_partition(grid[None, :, :, None], window_size).flatten()
-    slots = torch.arange(to_windows.numel(), device=device)
-    is_real = to_windows < real
-    from_windows = torch.empty(real, dtype=torch.long, device=device)
-    from_windows[to_windows[is_real]] = slots[is_real]
-    num_windows = (height + pad_h) * (width + pad_w) // window_size**2
-    return WindowRoute(to_windows, from_windows, num_windows)
+    slots = _window_slots(height, width, window_size, shift)
+    to_windows = slots.flatten()
+    is_real = to_windows < height * width
+    from_windows = np.empty(height * width, dtype=np.int64)
+    from_windows[to_windows[is_real]] = np.flatnonzero(is_real)
+    return WindowRoute(
+        torch.as_tensor(to_windows, device=device),
+        torch.as_tensor(from_windows, device=device),
+        len(slots),
+    )
+
+
+@dataclass(frozen=True)
+class CompactWindows:
+    """Some windows of a :class:`WindowRoute`, holding only their real tokens and a padding slot.
+
+    The padding tokens of a window all hold the same key and value (``qkv(0)``), so the softmax
+    over them equals one slot whose logit adds the log-sum-exp of their biases (position bias and
+    shift mask) over them: the same attention over Lq + 1 keys instead of w², and only the real
+    tokens as queries (the padding rows' outputs are discarded anyway). The windows hold
+    different numbers of real tokens: each is filled up to Lq (the largest) with slots that are
+    masked out as keys and whose outputs are never read.
+
+    ``positions`` [nWg, Lq] int64: the window
+    slot (0 … w² − 1) of each compact slot, the real ones first in slot order (a filler points at
+    a padding slot). ``valid`` [nWg, Lq] bool: the compact slots holding a real token.
+    ``padding`` [nWg, w²] bool: the padding slots. ``query_tokens`` [nWg·Lq] and ``key_tokens``
+    [nWg·Lk] int64: the token (row-major index, H·W for the padding token) of each query and key
+    slot; Lk = Lq + 1, the last key of a window being its padding slot, where a window has
+    padding (else Lk = Lq). ``windows`` [nWg] int64: the route's windows held.
+    """
+
+    positions: Tensor
+    valid: Tensor
+    padding: Tensor
+    query_tokens: Tensor
+    key_tokens: Tensor
+    windows: Tensor | None = None
+
+    @property
+    def num_windows(self) -> int:
+        return self.positions.shape[0]
+
+    @property
+    def has_padding(self) -> bool:
+        return self.key_tokens.numel() > self.query_tokens.numel()
+
+
+@dataclass(frozen=True)
+class CompactLayout:
+    """A route's windows in one or two :class:`CompactWindows` groups (windows of about as many
+    real tokens together); ``from_windows`` [H·W] int64: each real token's query slot in the
+    groups' slots laid end to end."""
+
+    groups: tuple[CompactWindows, ...]
+    from_windows: Tensor
+
+
+def _compact_group(
+    slots: np.ndarray, real: int, device: torch.device | None
+) -> tuple[CompactWindows, np.ndarray]:
+    """The group of the windows whose slots ([nWg, w²], :func:`_window_slots`) are given, and
+    its query tokens [nWg·Lq] as an array."""
+    padding = slots >= real
+    counts = (~padding).sum(axis=1)
+    length = int(counts.max())
+    # A stable sort of "is padding" puts each window's real slots first, in slot order.
+    positions = np.argsort(padding, axis=1, kind="stable")[:, :length]
+    valid = np.arange(length) < counts[:, None]
+    tokens = np.where(valid, np.take_along_axis(slots, positions, axis=1), real)
+    keys = tokens
+    if padding.any():
+        keys = np.concatenate((tokens, np.full((len(slots), 1), real)), axis=1)
+    arrays = (positions, valid, padding, tokens.flatten(), keys.flatten())
+    return CompactWindows(*(torch.as_tensor(a, device=device) for a in arrays)), arrays[3]
+
+
+def _cost(counts: list[int], slots: int) -> int:
+    """Query × key slots of one group of windows with these real-token counts."""
+    length = max(counts)
+    return len(counts) * length * (length + (min(counts) < slots or length < slots))
+
+
+def compact_windows(
+    height: int, width: int, window_size: int, shift: int, device: torch.device | None = None
+) -> CompactLayout:
+    """The :class:`CompactLayout` of the windows of :func:`window_route`: one group, or two
+    (the windows sorted by real tokens, cut where that costs the fewest attention products)."""
+    slots = _window_slots(height, width, window_size, shift)
+    real, full = height * width, slots.shape[1]
+    counts = (slots < real).sum(axis=1)
+    order = np.argsort(-counts, kind="stable")
+    ranked = counts[order].tolist()
+    best, cut = _cost(ranked, full), len(order)
+    for i in range(1, len(order)):
+        if ranked[i] != ranked[i - 1]:  # groups of distinct sizes (distinct mask-cache keys)
+            cost = _cost(ranked[:i], full) + _cost(ranked[i:], full)
+            if cost < best:
+                best, cut = cost, i
+    parts = [order[:cut], order[cut:]] if cut < len(order) else [order]
+    groups, from_windows, offset = [], np.empty(real, dtype=np.int64), 0
+    for part in parts:
+        windows = np.sort(part)
+        group, tokens = _compact_group(slots[windows], real, device)
+        groups.append(replace(group, windows=torch.as_tensor(windows, device=device)))
+        is_real = tokens < real
+        from_windows[tokens[is_real]] = offset + np.flatnonzero(is_real)
+        offset += tokens.size
+    return CompactLayout(tuple(groups), torch.as_tensor(from_windows, device=device))
+
+
+def compact_bias(full: Tensor, group: CompactWindows) -> Tensor:
+    """The additive attention bias of a :class:`CompactWindows` group.
+
+    Parameters
+    ----------
+    full:
+        [heads, nW or 1, w², w²] bias of the route's full windows (position bias + shift mask).
+
+    Returns
+    -------
+    Tensor
+        [heads, nWg, Lq, Lk]: the full bias between real slots, −1e9 for fillers' keys, and (with
+        padding) in the last column the log-sum-exp of each query's bias over its window's padding
+        slots.
+    """
+    if full.shape[1] > 1:
+        full = full.index_select(1, group.windows)
+    heads, _, slots, _ = full.shape
+    nw, length = group.positions.shape
+    full = full.expand(heads, nw, slots, slots)
+    rows = full.gather(2, group.positions[None, :, :, None].expand(heads, nw, length, slots))
+    columns = group.positions[None, :, None, :].expand(heads, nw, length, length)
+    real = rows.gather(3, columns).masked_fill(~group.valid[None, :, None, :], _NO_KEY)
+    if not group.has_padding:
+        return real
+    padding = rows.masked_fill(~group.padding[None, :, None, :], _NO_KEY)
+    return torch.cat((real, padding.logsumexp(dim=-1, keepdim=True)), dim=-1)
+
+
+def _compact_if_cheaper(
+    height: int, width: int, window_size: int, shift: int, device: torch.device
+) -> CompactLayout | None:
+    layout = compact_windows(height, width, window_size, shift, device)
+    groups = layout.groups
+    cost = sum(g.query_tokens.numel() * g.key_tokens.numel() // g.num_windows for g in groups)
+    windows = _window_slots(height, width, window_size, shift).shape
+    return layout if cost <= _COMPACT_AT_MOST * windows[0] * windows[1] ** 2 else None
 
 
 @dataclass(frozen=True)
@@ -283,6 +476,8 @@ class _WindowLayout:
     plain: WindowRoute
     shifted: WindowRoute | None
     shift_mask: Tensor | None
+    compact_plain: CompactLayout | None = None
+    compact_shifted: CompactLayout | None = None
 
 
 class SwinBlock(nn.Module):
@@ -324,10 +519,25 @@ class SwinBlock(nn.Module):
             qkv = torch.cat((qkv, padding), dim=1)
         # One gather puts the tokens into their windows and the heads first.
         qkv = qkv.view(n, -1, 3 * heads, c // heads).transpose(1, 2)
-        windows = qkv.index_select(2, route.to_windows)  # [N, 3·heads, nW·w², d]
         mask = layout.shift_mask if self.shift else None
-        out = self.attn.attend(windows, route.num_windows, mask).transpose(1, 2)
-        out = out.index_select(1, route.from_windows).view(n, h, w, c)  # and one takes them back
+        compact = layout.compact_shifted if self.shift else layout.compact_plain
+        if compact is None:
+            windows = qkv.index_select(2, route.to_windows)  # [N, 3·heads, nW·w², d]
+            out = self.attn.attend(windows, route.num_windows, mask).transpose(1, 2)
+            back = route.from_windows
+        else:
+            outs = [
+                self.attn.attend_compact(
+                    qkv[:, :heads].index_select(2, group.query_tokens),
+                    qkv[:, heads:].index_select(2, group.key_tokens),
+                    group,
+                    mask,
+                )
+                for group in compact.groups
+            ]
+            out = (outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)).transpose(1, 2)
+            back = compact.from_windows
+        out = out.index_select(1, back).view(n, h, w, c)  # and one takes them back
         x = x + self.drop_path(self.attn.proj(out))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
@@ -355,6 +565,18 @@ class SwinStage(nn.Module):
         )
         self.downsample = PatchMerging(dim) if downsample else None
         self._layouts: dict[tuple[int, int, torch.device], _WindowLayout] = {}
+        self._compact = True
+
+    @property
+    def compact(self) -> bool:
+        """Attend over :class:`CompactLayout` windows where they cost fewer products (default);
+        ``False`` = the padded windows of the official code (the same function)."""
+        return self._compact
+
+    @compact.setter
+    def compact(self, value: bool) -> None:
+        self._compact = bool(value)
+        self._layouts = {}
 
     def _layout(self, height: int, width: int, device: torch.device) -> _WindowLayout:
         key = (height, width, device)
@@ -374,7 +596,16 @@ class SwinStage(nn.Module):
             padded_h, padded_w = height + pad_h, width + pad_w
             mask = shift_window_mask(padded_h, padded_w, self.window_size, self.shift, device)
             shifted = window_route(height, width, self.window_size, self.shift, device)
-        return _WindowLayout(bool(pad_h or pad_w), plain, shifted, mask)
+        compact_plain = compact_shifted = None
+        if self.compact:
+            compact_plain = _compact_if_cheaper(height, width, self.window_size, 0, device)
+            if shifted is not None:
+                compact_shifted = _compact_if_cheaper(
+                    height, width, self.window_size, self.shift, device
+                )
+        return _WindowLayout(
+            bool(pad_h or pad_w), plain, shifted, mask, compact_plain, compact_shifted
+        )
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """[N, H, W, C] → (stage output [N, H, W, C], next-stage input [N, ⌈H/2⌉, ⌈W/2⌉, 2C])."""

@@ -84,8 +84,10 @@ def window_sdpa(
         [N, nW, heads, L, d], or [N, heads, nW, L, d] with ``heads_first``; the first two window
         dimensions must merge without a copy (each a slice of a contiguous tensor does).
     bias:
-        [heads, L, L] relative position bias, the same in every window, or a function returning it
-        (called only when the mask is built, not when ``cache`` has it).
+        [heads, L, L] relative position bias, the same in every window, or (``heads_first`` and
+        no ``mask``) [heads, nW, Lq, Lk], one per window, for windows whose queries and keys
+        differ in number; or a function returning either (called only when the mask is built,
+        not when ``cache`` has it).
     mask:
         [nW, L, L] additive shift mask, or ``None``.
     scale:
@@ -100,14 +102,17 @@ def window_sdpa(
         q's layout, contiguous.
     """
     n, first, second, length, _ = q.shape
+    keys = k.shape[3]
 
-    def full_bias() -> Tensor:  # [nW or 1, heads, L, L], or heads first
+    def full_bias() -> Tensor:  # [nW or 1, heads, Lq, Lk], or heads first
         b = bias() if callable(bias) else bias
+        if b.ndim == 4:  # already one per window
+            return b
         b = b[:, None] if mask is None else b[:, None] + mask.to(b.dtype)[None]
         return b if heads_first else b.transpose(0, 1)
 
     def sdpa_mask(b: Tensor) -> Tensor:
-        b = b.expand(first, second, -1, -1).reshape(1, first * second, length, length)
+        b = b.expand(first, second, -1, -1).reshape(1, first * second, length, keys)
         return b.to(q.dtype)
 
     if torch.is_grad_enabled() or cache is None:
@@ -121,10 +126,10 @@ def window_sdpa(
             return weights @ v
         attn_mask = sdpa_mask(b)
     else:
-        key = (first, second, length, heads_first, q.dtype, q.device, mask is None)
+        key = (first, second, length, keys, heads_first, q.dtype, q.device, mask is None)
         kept = [*sources] if mask is None else [*sources, mask]
         attn_mask = cache.get(key, kept, lambda: sdpa_mask(full_bias()))
-    q, k, v = (t.reshape(n, first * second, length, -1) for t in (q, k, v))
+    q, k, v = (t.reshape(n, first * second, t.shape[3], -1) for t in (q, k, v))
     out = F.scaled_dot_product_attention(
         q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, scale=scale
     )
