@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kpr.checkpoint import load_pretrained_backbone
 from kpr.checkpoint.solider import (
@@ -28,6 +31,8 @@ from kpr.modeling.backbones.solider_swin import (
     SoliderSwin,
     SwinStage,
     WindowAttention,
+    compact_bias,
+    compact_windows,
     relative_position_index,
     shift_window_mask,
     window_route,
@@ -467,6 +472,80 @@ def test_window_route_by_hand() -> None:
     tokens = torch.arange(6)
     padded = torch.cat((tokens, torch.tensor([6])))
     assert torch.equal(padded[shifted.to_windows][shifted.from_windows], tokens)
+
+
+def test_compact_windows_by_hand() -> None:
+    # The 2×3 grid above: window 0 holds 4 real tokens and no padding, window 1 two and two
+    # padding slots. One group would cost 2·4·5 = 40 products, two groups 4·4 + 2·3 = 22.
+    layout = compact_windows(2, 3, 2, 0)
+    full_window, half_window = layout.groups
+    assert full_window.windows.tolist() == [0]
+    assert full_window.query_tokens.tolist() == [0, 1, 3, 4]
+    assert full_window.key_tokens.tolist() == [0, 1, 3, 4]  # no padding, no padding slot
+    assert half_window.windows.tolist() == [1]
+    assert half_window.positions.tolist() == [[0, 2]]  # slots 1 and 3 are padding
+    assert half_window.query_tokens.tolist() == [2, 5]
+    assert half_window.key_tokens.tolist() == [2, 5, 6]  # and the padding token, 6
+    # Real token t's output is at this slot of the groups' outputs laid end to end.
+    assert layout.from_windows.tolist() == [0, 1, 4, 2, 3, 5]
+
+
+def test_compact_bias_by_hand() -> None:
+    layout = compact_windows(2, 3, 2, 0)
+    full = torch.randn(3, 1, 4, 4)  # 3 heads, one bias for both windows
+    first, second = (compact_bias(full, g) for g in layout.groups)
+    torch.testing.assert_close(first, full, rtol=0, atol=0)
+    # Window 1: real slots 0 and 2, padding slots 1 and 3.
+    rows = full[:, 0, [0, 2]]
+    expected_real = rows[:, :, [0, 2]]
+    expected_padding = torch.log(torch.exp(rows[:, :, 1]) + torch.exp(rows[:, :, 3]))
+    torch.testing.assert_close(second[:, 0, :, :2], expected_real, rtol=0, atol=0)
+    torch.testing.assert_close(second[:, 0, :, 2], expected_padding)
+    # Shifted: one window has fillers (fewer real tokens than the group's Lq): masked out.
+    shifted = compact_windows(3, 3, 2, 1)
+    for group in shifted.groups:
+        bias = compact_bias(torch.randn(2, 4, 4, 4), group)  # 4 windows of 2×2
+        fillers = ~group.valid[None, :, None, :].expand(2, -1, bias.shape[2], -1)
+        assert (bias[..., : group.valid.shape[1]][fillers] == -1e9).all()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    height=st.integers(1, 12),
+    width=st.integers(1, 12),
+    window=st.integers(2, 7),
+    seed=st.integers(0, 2**16),
+)
+def test_compact_windows_compute_the_padded_windows_function(
+    height: int, width: int, window: int, seed: int
+) -> None:
+    """Compact and padded windows: the same outputs and weight gradients (float64), shifted
+    and plain blocks, every grid and window (the padded path is the official code's)."""
+    torch.manual_seed(seed)
+    model = SoliderSwin(8, (2,), (2,), window_size=window, drop_path_rate=0.0).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    reference = copy.deepcopy(model)
+    reference.stages[0].compact = False
+    images = torch.randn(2, 3, 4 * height, 4 * width, dtype=torch.float64)
+    ours, theirs = model(images)[0], reference(images)[0]
+    torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-10)
+    weights = torch.randn_like(ours)
+    (ours * weights).sum().backward()
+    (theirs * weights).sum().backward()
+    for (name, a), b in zip(model.named_parameters(), reference.parameters()):
+        if a.grad is not None:
+            torch.testing.assert_close(a.grad, b.grad, rtol=1e-9, atol=1e-10, msg=name)
+
+
+def test_compact_windows_are_used_where_they_save_work() -> None:
+    stage = tiny().stages[3]  # window 7 on a 4×2 grid: 8 real tokens of 49 slots
+    layout = stage._layout(4, 2, torch.device("cpu"))
+    (group,) = layout.compact_plain.groups
+    assert (group.query_tokens.numel(), group.key_tokens.numel()) == (8, 9)
+    full = tiny().stages[0]._layout(14, 14, torch.device("cpu"))  # no padding: nothing to save
+    assert full.compact_plain is None
 
 
 def test_official_window_blocks_switches_every_block_and_restores() -> None:
