@@ -17,7 +17,7 @@ the part-prediction loss.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -513,6 +513,7 @@ def part_scores(
     skeletons: Skeletons | None = None,
     image_hw: tuple[int, int] | None = None,
     source: LabelSource = "auto",
+    load_label_map: Callable[[Path, int], NDArray[np.uint8]] | None = None,
 ) -> NDArray[np.float32]:
     """Load a sample's body-part labels as part scores at the model's input size.
 
@@ -533,6 +534,9 @@ def part_scores(
     source : {"auto", "parsing", "keypoints"}
         ``"parsing"``: the sample's parsing file (an error if it has none). ``"keypoints"``:
         drawn from the target skeleton. ``"auto"``: the parsing file if any, else keypoints.
+    load_label_map : callable, optional
+        ``(path, num_classes) → [h, w] uint8`` reader of ``label_map`` files (default
+        :func:`read_label_map`; the training loader passes one that keeps decoded maps).
 
     Returns
     -------
@@ -561,7 +565,8 @@ def part_scores(
             raise ConfigError(
                 f"{sample.parsing}: label_map files need the dataset's parsing_classes"
             )
-        labels = read_label_map(sample.parsing, len(parsing_classes))
+        read = read_label_map if load_label_map is None else load_label_map
+        labels = read(Path(sample.parsing), len(parsing_classes))
         skel = skeletons if skeletons is not None else read_sample_keypoints(sample)
         split = torso_split_row(_rescaled_target(skel, keypoints_hw, labels.shape))
         return scores_from_label_map(labels, parsing_classes, g, out_hw, split)

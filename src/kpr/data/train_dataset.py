@@ -14,10 +14,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 from torch.utils.data import Dataset
 
 from kpr.data.bipo import OccluderBank
@@ -26,6 +28,7 @@ from kpr.data.parsing import (
     LabelSource,
     feature_size,
     part_scores,
+    read_label_map,
     read_sample_keypoints,
     target_masks,
 )
@@ -276,6 +279,7 @@ class TrainDataset(Dataset[TrainItem | None]):
             skeletons=skeletons,
             image_hw=image.shape[:2],
             source=cfg.label_source,
+            load_label_map=self._label_map,
         )
         bank = self.occluders
         picker = None if bank is None else (lambda r: bank.pick(sample.pid, batch_pids, r))
@@ -301,6 +305,10 @@ class TrainDataset(Dataset[TrainItem | None]):
             camid=sample.camid,
             path=str(sample.image),
         )
+
+    def _label_map(self, path: Path, num_classes: int) -> NDArray[np.uint8]:
+        """A decoded part-label map, kept with the images (it is read every epoch)."""
+        return self._files.get(("labels", path), lambda: read_label_map(path, num_classes))
 
     def _prompt_masks(self, sample: ReIDSample) -> CropMasks:
         """The sample's person mask, with its part labels for ``parsing`` prompts."""

@@ -181,11 +181,22 @@ def test_mask_prompt_training_needs_a_mask_per_sample(train_samples):
 
 
 def test_cached_files_give_the_same_items_and_are_read_once(train_samples, bank, monkeypatch):
+    import kpr.data.parsing as parsing_module
     import kpr.data.train_dataset as module
 
+    assert all(s.parsing_format == "label_map" for s in train_samples[:6])
     reads = []
     real_read = module.read_rgb
     monkeypatch.setattr(module, "read_rgb", lambda path: reads.append(path) or real_read(path))
+    label_reads = []
+    real_labels = parsing_module.read_label_map
+
+    def counted_labels(path, num_classes=None):
+        label_reads.append(path)
+        return real_labels(path, num_classes)
+
+    monkeypatch.setattr(parsing_module, "read_label_map", counted_labels)
+    monkeypatch.setattr(module, "read_label_map", counted_labels)
     plain = TrainDataset(train_samples, CONFIG, occluders=bank, parsing_classes=PARSING_CLASSES)
     cached = TrainDataset(
         train_samples, CONFIG, occluders=bank, parsing_classes=PARSING_CLASSES, cache_bytes=2**30
@@ -196,4 +207,5 @@ def test_cached_files_give_the_same_items_and_are_read_once(train_samples, bank,
         assert torch.equal(a.image, b.image) and torch.equal(a.prompt, b.prompt)
         assert torch.equal(a.target_masks, b.target_masks)
     assert len(reads) == 18 + 6  # every read by the plain dataset, once per file by the cached
-    assert len(cached._files) == 12  # an image and a keypoint file per sample
+    assert len(label_reads) == 18 + 6
+    assert len(cached._files) == 18  # an image, a keypoint file and a label map per sample
