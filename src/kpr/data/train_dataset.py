@@ -37,6 +37,7 @@ from kpr.data.sampler import SampleRef
 from kpr.data.samples import ReIDSample
 from kpr.data.transforms import (
     AugmentationConfig,
+    Augmented,
     build_train_transform,
 )
 from kpr.errors import ConfigError, DatasetError, KPRError
@@ -87,6 +88,9 @@ class DataConfig:
     prompt_type : {"keypoints", "masks", "parsing"}
         ``KPRConfig.prompt_type``: prompts from the keypoints, or from each sample's person mask
         (``ReIDSample.masks``) and, for ``parsing``, its part labels (``ReIDSample.parsing``).
+    with_prompts : bool
+        False: no prompt is built (``TrainItem.prompt`` and ``TrainBatch.prompts`` are None), for
+        a model trained without prompts (``TrainConfig.train_prompts`` False).
     """
 
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
@@ -99,6 +103,7 @@ class DataConfig:
     prompt_background: bool = True
     prompt_dropout: PromptDropout = field(default_factory=PromptDropout)
     prompt_type: PromptType = "keypoints"
+    with_prompts: bool = True
 
     def __post_init__(self) -> None:
         prompt_grouping(self.prompt_grouping)
@@ -120,7 +125,7 @@ class TrainItem:
     """One training sample (tensors without the batch dimension, see :class:`TrainBatch`)."""
 
     image: torch.Tensor
-    prompt: torch.Tensor
+    prompt: torch.Tensor | None
     target_masks: torch.Tensor
     pid: int
     camid: int
@@ -135,9 +140,10 @@ class TrainBatch:
     ----------
     images : Tensor, shape [N, 3, H, W], float32
         Normalised.
-    prompts : Tensor, shape [N, Kp+2, H, W], float32
+    prompts : Tensor, shape [N, Kp+2, H, W], float32, or None
         [background, negative keypoints, prompt parts…] (Kp+1 channels without the negative one
-        when ``DataConfig.prompt_negatives`` is False).
+        when ``DataConfig.prompt_negatives`` is False); None when ``DataConfig.with_prompts`` is
+        False.
     target_masks : Tensor, shape [N, K+1, Hf, Wf], float32
         Soft part targets, background first.
     pids, camids : Tensor, shape [N], int64
@@ -147,7 +153,7 @@ class TrainBatch:
     """
 
     images: torch.Tensor
-    prompts: torch.Tensor
+    prompts: torch.Tensor | None
     target_masks: torch.Tensor
     pids: torch.Tensor
     camids: torch.Tensor
@@ -155,17 +161,20 @@ class TrainBatch:
     skipped: int = 0
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> TrainBatch:
+        moved = (
+            None if t is None else t.to(device, non_blocking=non_blocking) for t in self._tensors()
+        )
         return TrainBatch(
-            *(t.to(device, non_blocking=non_blocking) for t in self._tensors()),
+            *moved,
             paths=self.paths,
             skipped=self.skipped,
         )
 
     def pin_memory(self) -> TrainBatch:
-        pinned = (t.pin_memory() for t in self._tensors())
+        pinned = (None if t is None else t.pin_memory() for t in self._tensors())
         return TrainBatch(*pinned, paths=self.paths, skipped=self.skipped)
 
-    def _tensors(self) -> tuple[torch.Tensor, ...]:
+    def _tensors(self) -> tuple[torch.Tensor | None, ...]:
         return self.images, self.prompts, self.target_masks, self.pids, self.camids
 
 
@@ -283,28 +292,32 @@ class TrainDataset(Dataset[TrainItem | None]):
         )
         bank = self.occluders
         picker = None if bank is None else (lambda r: bank.pick(sample.pid, batch_pids, r))
-        masks = None if cfg.prompt_type == "keypoints" else self._prompt_masks(sample)
+        use_masks = cfg.with_prompts and cfg.prompt_type != "keypoints"
+        masks = self._prompt_masks(sample) if use_masks else None
         out = self._transform(
             image, scores, skeletons.target, skeletons.negatives, rng, picker, masks
         )
         assert out.part_scores is not None
-        if cfg.prompt_type == "keypoints":
-            target, negatives = drop_prompt(
-                out.target, out.negatives, cfg.prompt_dropout, cfg.prompt_grouping, rng
-            )
-            prompt = _prompt_tensor(target, negatives, cfg)
-        else:
-            assert out.masks is not None
-            kept = drop_mask_prompt(out.masks, cfg.prompt_dropout, cfg.prompt_grouping, rng)
-            prompt = torch.from_numpy(layout_mask_prompt(kept, cfg).astype(np.float32))
         return TrainItem(
             image=torch.from_numpy(out.image),
-            prompt=prompt,
+            prompt=self._prompt(out, rng) if cfg.with_prompts else None,
             target_masks=target_masks(out.part_scores, cfg.feature_hw),
             pid=sample.pid,
             camid=sample.camid,
             path=str(sample.image),
         )
+
+    def _prompt(self, out: Augmented, rng: np.random.Generator) -> torch.Tensor:
+        """The prompt of an augmented sample, after prompt dropout (the sample's last draws)."""
+        cfg = self.config
+        if cfg.prompt_type == "keypoints":
+            target, negatives = drop_prompt(
+                out.target, out.negatives, cfg.prompt_dropout, cfg.prompt_grouping, rng
+            )
+            return _prompt_tensor(target, negatives, cfg)
+        assert out.masks is not None
+        kept = drop_mask_prompt(out.masks, cfg.prompt_dropout, cfg.prompt_grouping, rng)
+        return torch.from_numpy(layout_mask_prompt(kept, cfg).astype(np.float32))
 
     def _label_map(self, path: Path, num_classes: int) -> NDArray[np.uint8]:
         """A decoded part-label map, kept with the images (it is read every epoch)."""
@@ -336,7 +349,7 @@ def collate_train(items: Sequence[TrainItem | None]) -> TrainBatch:
         raise KPRError(f"every sample of a batch of {len(items)} was skipped (bad files)")
     return TrainBatch(
         images=torch.stack([it.image for it in kept]),
-        prompts=torch.stack([it.prompt for it in kept]),
+        prompts=None if kept[0].prompt is None else torch.stack([it.prompt for it in kept]),
         target_masks=torch.stack([it.target_masks for it in kept]),
         pids=torch.tensor([it.pid for it in kept], dtype=torch.int64),
         camids=torch.tensor([it.camid for it in kept], dtype=torch.int64),

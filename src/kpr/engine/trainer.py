@@ -80,6 +80,7 @@ def data_config_for(config: TrainConfig, model: KPR) -> DataConfig:
         prompt_background=mc.prompt_background,
         prompt_type=mc.prompt_type,
         prompt_dropout=config.prompt_dropout,
+        with_prompts=config.train_prompts,
     )
 
 
@@ -324,7 +325,6 @@ class Trainer:
 
     def _step(self, batch: TrainBatch, accumulate: int, do_step: bool) -> dict[str, float]:
         batch = batch.to(self.device, non_blocking=True)
-        prompts = batch.prompts if self.config.train_prompts else None
         cameras = batch.camids if self.use_cameras else None
         autocast = (
             torch.autocast(self.device.type, dtype=self.amp_dtype)
@@ -332,7 +332,7 @@ class Trainer:
             else contextlib.nullcontext()
         )
         with autocast:
-            out = self.ddp_model(batch.images, prompts, cameras)
+            out = self.ddp_model(batch.images, batch.prompts, cameras)
             loss = self.loss(out, batch.pids, batch.target_masks)
         if not torch.isfinite(loss.total):
             where = self._save_last_good() if self.dist.is_main else None

@@ -54,6 +54,24 @@ def test_same_ref_same_item(dataset):
     assert not torch.equal(a.image, dataset[SampleRef(3, frozenset({0, 1, 2}), 99)].image)
 
 
+def test_without_prompts_the_same_samples_and_no_prompt(dataset, train_samples, bank):
+    """A baseline's loader builds no prompt, and skipping it changes no other draw."""
+    plain = TrainDataset(
+        train_samples,
+        dataclasses.replace(CONFIG, with_prompts=False),
+        occluders=bank,
+        parsing_classes=PARSING_CLASSES,
+    )
+    refs = [SampleRef(i, frozenset({0, 1, 2}), 77 + i) for i in range(6)]
+    with_prompts = collate_train([dataset[r] for r in refs])
+    without = collate_train([plain[r] for r in refs])
+    assert with_prompts.prompts is not None and without.prompts is None
+    assert torch.equal(without.images, with_prompts.images)
+    assert torch.equal(without.target_masks, with_prompts.target_masks)
+    moved = without.to("cpu")
+    assert moved.prompts is None and torch.equal(moved.images, without.images)
+
+
 def test_workers_do_not_change_the_batches(dataset, train_samples):
     pids = [s.pid for s in train_samples]
     batches = []
