@@ -83,7 +83,15 @@ def run_demo(
         remove_training_run(run_dir)
         configs[recipe.removeprefix("synthetic_")] = load_train_config(
             resolve_recipe(recipe),
-            [f"dataset.root={data}", f"output_dir={run_dir}", f"seed={seed}", *overrides],
+            [
+                f"dataset.root={data}",
+                # The files were just written (or matched to the generator's parameters): not
+                # decoded once more per run before training; the loader still names a bad one.
+                "dataset.options.verify=false",
+                f"output_dir={run_dir}",
+                f"seed={seed}",
+                *overrides,
+            ],
         )
     cores = available_cores() if cores is None else cores
     if cores >= len(configs):
