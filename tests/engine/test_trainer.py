@@ -292,3 +292,19 @@ def test_global_head_model_trains_without_part_losses_and_evaluates(tiny_synthet
     assert 0.0 < result.evaluations[0]["keypoints"]["all"]["mAP"] <= 1.0
     assert not (tmp_path / "run" / "rankings").exists()
     assert load_model(result.last_checkpoint).config.head == "global"
+
+
+def test_a_training_step_leaves_its_batch_unchanged(tiny_synthetic, tmp_path):
+    # Side-by-side runs fed by one batch server read the same shared-memory batch.
+    config = load_train_config(None, tiny_overrides(tiny_synthetic, tmp_path / "run"))
+    trainer = Trainer(config, device="cpu", progress=False)
+    trainer.sampler.set_epoch(0)
+    batch = next(iter(trainer.loader))
+    before = [t.clone() for t in (batch.images, batch.prompts, batch.target_masks, batch.pids)]
+    weights = _weights(trainer.model)
+    trainer._step(batch, accumulate=1, do_step=True)
+    after = (batch.images, batch.prompts, batch.target_masks, batch.pids)
+    assert all(torch.equal(a, b) for a, b in zip(before, after))
+    assert any(
+        not torch.equal(w, v) for w, v in zip(weights.values(), _weights(trainer.model).values())
+    )

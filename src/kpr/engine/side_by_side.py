@@ -19,6 +19,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from kpr.engine.batch_server import (
+    BatchFeed,
+    new_channel,
+    serve_batches,
+    server_config,
+    sharing_groups,
+)
 from kpr.engine.config import TrainConfig
 from kpr.engine.trainer import Trainer, TrainResult
 from kpr.errors import KPRError
@@ -76,9 +83,12 @@ class _LineHandler(logging.Handler):
             self.channel.put(_Line(self.run_name, record.getMessage()))
 
 
-def _train_one(name: str, config: TrainConfig, cores: int, active: Any, channel: Any) -> None:
+def _train_one(
+    name: str, config: TrainConfig, cores: int, active: Any, channel: Any, batches: Any
+) -> None:
     """Child process: one training on its share of ``cores`` (``active`` = runs still going),
-    reporting through ``channel``."""
+    reporting through ``channel``, its batches from a batch server's queue ``batches`` or, if
+    None, loaded in this process."""
     import cv2
     import torch
 
@@ -112,7 +122,10 @@ def _train_one(name: str, config: TrainConfig, cores: int, active: Any, channel:
             share_cores()  # a run that finished leaves its cores to the others
             channel.put(_Tick(name))
 
-        trainer = Trainer(config, device="cpu", progress=False, on_batch=on_batch)
+        feed = None
+        if batches is not None:
+            feed = BatchFeed(batches, alive=lambda: parent is None or parent.is_alive())
+        trainer = Trainer(config, device="cpu", progress=False, on_batch=on_batch, batches=feed)
         epochs = range(trainer.start_epoch, config.optim.epochs)
         channel.put(_Start(name, sum(trainer.sampler.batches_in_epoch(e) for e in epochs)))
         with sigterm_unwinds():  # the parent's terminate(): remove half-written checkpoints
@@ -130,11 +143,38 @@ def _train_one(name: str, config: TrainConfig, cores: int, active: Any, channel:
         channel.put(_Done(name, None, f"{type(exc).__name__}: {exc} (traceback in {where})"))
 
 
+def _serve(config: TrainConfig, feeds: list[tuple[Any, bool]], stop: Any, channel: Any) -> None:
+    """Child process: a batch server (:mod:`kpr.engine.batch_server`) on one thread, its warnings
+    (skipped samples) reported through ``channel``; it stays until ``stop`` is set, for the
+    trainings map the batches' shared memory from this process when they read them."""
+    import cv2
+    import torch
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    root = logging.getLogger()
+    root.handlers[:] = [_LineHandler("batches", channel)]
+    root.setLevel(logging.INFO)
+    parent = mp.parent_process()
+
+    def alive() -> bool:
+        return parent is None or parent.is_alive()
+
+    try:
+        serve_batches(config, feeds, alive)
+    except Exception:  # already sent to the trainings, which fail with it
+        logging.getLogger(__name__).exception("batch server failed")
+    while not stop.wait(1.0):
+        if not alive():
+            return
+
+
 def train_side_by_side(
     configs: Mapping[str, TrainConfig],
     *,
     cores: int | None = None,
     progress: bool = True,
+    share_batches: bool = True,
 ) -> dict[str, TrainResult]:
     """Train every config at once, each in its own process with ``cores // len(configs)`` torch
     threads and its data loaded in that process (``sampler.workers = 0``); when a run ends, the
@@ -148,6 +188,10 @@ def train_side_by_side(
         Cores to share (default: :func:`available_cores`).
     progress:
         One progress bar over all runs' training batches, and each run's epoch lines.
+    share_batches:
+        Runs that draw the same batches (:func:`~kpr.engine.batch_server.sharing_groups`) get
+        them from one batch server process instead of each loading its own; the trainings are
+        the same either way.
 
     Returns
     -------
@@ -161,10 +205,30 @@ def train_side_by_side(
     context = mp.get_context("spawn")  # fork would copy torch's thread pools and locks
     channel = context.Queue()
     active = context.Value("i", len(configs))
+    stop = context.Event()
+    feeds: dict[str, Any] = {}
+    servers: dict[Any, list[str]] = {}
+    for group in sharing_groups(configs) if share_batches else []:
+        feeds.update({name: new_channel(context) for name in group})
+        members = [(feeds[name], configs[name].train_prompts) for name in group]
+        server = context.Process(
+            target=_serve,
+            args=(server_config([configs[n] for n in group]), members, stop, channel),
+            name=f"kpr-batches-{'-'.join(group)}",
+        )
+        servers[server] = group
+        log.info("%s: batches from one server", ", ".join(group))
     processes = {
         name: context.Process(
             target=_train_one,
-            args=(name, replace(c, sampler=replace(c.sampler, workers=0)), cores, active, channel),
+            args=(
+                name,
+                replace(c, sampler=replace(c.sampler, workers=0)),
+                cores,
+                active,
+                channel,
+                feeds.get(name),
+            ),
             name=f"kpr-train-{name}",
         )
         for name, c in configs.items()
@@ -177,19 +241,20 @@ def train_side_by_side(
     results: dict[str, TrainResult] = {}
     errors: dict[str, str] = {}
     try:
-        for process in processes.values():
+        for process in [*servers, *processes.values()]:
             process.start()
         while len(results) + len(errors) < len(processes):
             try:
                 message = channel.get(timeout=1.0)
             except queue_module.Empty:
-                dead = [
-                    n
-                    for n, p in processes.items()
-                    if not p.is_alive() and n not in results and n not in errors
-                ]
-                for name in dead:  # killed without reporting (out of memory, signal)
-                    errors[name] = f"process exited with code {processes[name].exitcode}"
+                # killed without reporting (out of memory, signal)
+                for name, p in processes.items():
+                    if not p.is_alive() and name not in results and name not in errors:
+                        errors[name] = f"process exited with code {p.exitcode}"
+                for server, group in servers.items():
+                    for name in group:
+                        if not server.is_alive() and name not in results and name not in errors:
+                            errors[name] = f"its batch server exited with code {server.exitcode}"
                 continue
             if isinstance(message, _Start):
                 if bar is not None:
@@ -212,10 +277,20 @@ def train_side_by_side(
             else:
                 results[message.name] = message.result
     finally:
+        stop.set()
         for process in processes.values():
+            if process.pid is None:  # never started
+                continue
             if process.is_alive():
                 process.terminate()
             process.join()
+        for server in servers:
+            if server.pid is None:
+                continue
+            server.join(timeout=5.0)
+            if server.is_alive():
+                server.terminate()
+                server.join()
         if bar is not None:
             bar.close()
     if errors:

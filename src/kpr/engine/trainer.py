@@ -22,16 +22,16 @@ from torch.utils.data import DataLoader
 from kpr.checkpoint import build_model
 from kpr.checkpoint.kpr_format import load_weights, read_kpr_checkpoint, save_kpr_checkpoint
 from kpr.configuration import to_dict
-from kpr.data.bipo import OccluderBank
 from kpr.data.datasets import build_dataset
 from kpr.data.parsing import require_parsing_labels
-from kpr.data.sampler import IdentitySampler
-from kpr.data.train_dataset import DataConfig, TrainBatch, TrainDataset, collate_train
+from kpr.data.train_dataset import TrainBatch, collate_train
 from kpr.devices import resolve_device
-from kpr.engine.config import OptimConfig, TrainConfig, resolve_augmentation
+from kpr.engine.batch_server import BatchFeed
+from kpr.engine.config import OptimConfig, TrainConfig
 from kpr.engine.distributed import DistInfo, barrier, init_distributed, mean_across_ranks
 from kpr.engine.evaluate import EvalResult, eval_dataset_for, evaluate, prompt_modes
 from kpr.engine.schedule import set_lr, warmup_cosine_lr
+from kpr.engine.train_data import build_sampler, build_train_data, data_config_for
 from kpr.engine.training_state import (
     read_training_state,
     rng_state,
@@ -65,23 +65,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def data_config_for(config: TrainConfig, model: KPR) -> DataConfig:
-    """The training data pipeline for ``model``: its input size, normalisation and prompt layout."""
-    mc = model.config
-    return DataConfig(
-        augmentation=resolve_augmentation(config.augmentation, mc),
-        prompt_grouping=mc.prompt_grouping,
-        target_grouping=mc.target_grouping,
-        label_source=config.label_source,
-        on_error=config.on_bad_sample,
-        prompt_negatives=mc.prompt_negatives,
-        prompt_background=mc.prompt_background,
-        prompt_type=mc.prompt_type,
-        prompt_dropout=config.prompt_dropout,
-        with_prompts=config.train_prompts,
-    )
 
 
 def _all_finite(state: dict[str, torch.Tensor]) -> bool:
@@ -142,6 +125,7 @@ class Trainer:
         device: str | torch.device | None = None,
         progress: bool = True,
         on_batch: Callable[[], None] | None = None,
+        batches: BatchFeed | None = None,
     ):
         self.config = config
         self.on_batch = on_batch
@@ -171,44 +155,26 @@ class Trainer:
         }
         self.model = build_model(model_config(config.model, **overrides)).to(self.device)
         self.use_cameras = self.model.camera_embedding is not None
-        self.data_config = data_config_for(config, self.model)
-
-        aug = self.data_config.augmentation
-        bank = None
-        if aug.bipo_p > 0:
-            bank = OccluderBank.from_samples(
-                self.dataset.train, aug.image_size, seed=config.seed, on_error=config.on_bad_sample
+        self.data_config = data_config_for(config, self.model.config)
+        if batches is None:
+            data = build_train_data(
+                config, self.dataset, self.data_config, self.dist.rank, self.dist.world_size
             )
-            if len(bank.pids) < 2:
-                raise ConfigError(
-                    f"{ds.name}: BIPO needs occluders of at least 2 identities, "
-                    f"got {len(bank.pids)}"
-                )
-        self.train_set = TrainDataset(
-            self.dataset.train,
-            self.data_config,
-            occluders=bank,
-            parsing_classes=self.dataset.parsing_classes,
-            seed=config.seed,
-            cache_bytes=int(config.sampler.cache_mb * 2**20),
-        )
-        sc = config.sampler
-        self.sampler = IdentitySampler(
-            [s.pid for s in self.dataset.train],
-            sc.ids_per_batch,
-            sc.instances_per_id,
-            seed=config.seed,
-            rank=self.dist.rank,
-            world_size=self.dist.world_size,
-        )
-        self.loader = DataLoader(
-            self.train_set,
-            batch_sampler=self.sampler,
-            collate_fn=collate_train,
-            num_workers=sc.workers,
-            persistent_workers=sc.workers > 0,
-            pin_memory=self.device.type == "cuda",
-        )
+            self.sampler = data.sampler
+            self.loader = DataLoader(
+                data.train_set,
+                batch_sampler=self.sampler,
+                collate_fn=collate_train,
+                num_workers=config.sampler.workers,
+                persistent_workers=config.sampler.workers > 0,
+                pin_memory=self.device.type == "cuda",
+            )
+        else:
+            # The same sampler as the server's, for the epoch lengths and the resumable state;
+            # a DataLoader all the same, which draws the same seed from torch's generator.
+            self.sampler = build_sampler(config, self.dataset)
+            self.loader = DataLoader(batches, batch_size=None)
+        self.batches = batches
         freeze_unused_branches(self.model, config.loss)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(params, config.optim)
@@ -358,6 +324,8 @@ class Trainer:
         cfg = self.config.optim
         self._epoch = epoch
         self.sampler.set_epoch(epoch)
+        if self.batches is not None:
+            self.batches.set_epoch(epoch)
         num_batches = len(self.sampler)  # this epoch's: the count varies with the epoch's draw
 
         def lr_at(step: int) -> float:
