@@ -115,7 +115,11 @@ class Trainer:
     """Train a KPR model from a :class:`TrainConfig` (single process or under ``torchrun``).
 
     ``progress`` shows a bar per epoch; ``on_batch`` is called after every training step (the
-    side-by-side runner's shared progress bar, :mod:`kpr.engine.side_by_side`).
+    side-by-side runner's shared progress bar, :mod:`kpr.engine.side_by_side`). ``batches``, a
+    :class:`~kpr.engine.batch_server.BatchFeed`, gives the training batches built by a batch
+    server instead of a loader of this trainer's own (the same batches: the server builds them
+    with :func:`~kpr.engine.train_data.build_train_data` from a recipe of the same
+    :func:`~kpr.engine.batch_server.batches_key`).
     """
 
     def __init__(
