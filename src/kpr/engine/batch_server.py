@@ -3,14 +3,15 @@
 Recipes that differ only in what they do with a batch — the demo's KPR and its baseline: the same
 dataset, seed, sampler and augmentations, only one of them building prompts — draw identical
 samples, since every sample's randomness comes from the sampler's seed
-(:class:`~kpr.data.sampler.IdentitySampler`) and a prompt is a sample's last draw. A server loads
-each batch once and sends it to every training of its group through a bounded queue (the tensors
-in shared memory); a training that builds no prompt gets the batch without them. Where the
-trainings share the CPU cores this saves one pipeline's work per extra training (≈ 10 % of a
-demo training's CPU time).
+(:class:`~kpr.data.sampler.IdentitySampler`) and a prompt is a sample's last draw. A server process
+loads each batch once and sends it to every training of its group through a bounded queue (the
+tensors in shared memory); a training that builds no prompt gets the batch without them. Where the
+trainings share the CPU cores this saves one pipeline's work per extra training (≈ 10 % of a demo
+training's CPU time). In a thread of the parent process instead, the server competed with the
+queues' feeder threads for one interpreter lock and the demo was no faster.
 
-The server only builds batches; :mod:`kpr.engine.side_by_side` runs it in a thread of the process
-that starts the trainings, and each training reads its :class:`BatchFeed`.
+The server only builds batches; :mod:`kpr.engine.side_by_side` starts it and each training reads
+its :class:`BatchFeed`.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ A small model trains inefficiently on several threads: its matrix products are t
 two cores busy, and a loader worker's CPU time makes OpenMP's barriers stall (the demo's tiny Swin
 trained at 50–60 images/s on 2 threads, 32–33 per run with two runs of one thread each, 65 in all;
 docs/performance.md). Runs that draw the same batches (the demo's KPR and baseline) get them
-from one batch server in the calling process (:mod:`kpr.engine.batch_server`). Each run logs to
+from one batch server process (:mod:`kpr.engine.batch_server`). Each run logs to
 ``<output_dir>/train.log``; the caller sees one progress bar over all runs and their epoch lines.
 """
 
@@ -15,7 +15,6 @@ import multiprocessing as mp
 import os
 import queue as queue_module
 import sys
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -145,27 +144,30 @@ def _train_one(
         channel.put(_Done(name, None, f"{type(exc).__name__}: {exc} (traceback in {where})"))
 
 
-def _serve(config: TrainConfig, feeds: list[tuple[Any, bool]], stop: threading.Event) -> None:
-    """Thread of the calling process: a batch server (:mod:`kpr.engine.batch_server`) until its
-    batches are built or ``stop`` is set. In this process, which has imported torch already and
-    stays until every training has read its batches (they map the batches' shared memory from
-    here), not in a fourth one competing with the trainings' start."""
+def _serve(config: TrainConfig, feeds: list[tuple[Any, bool]], stop: Any, channel: Any) -> None:
+    """Child process: a batch server (:mod:`kpr.engine.batch_server`) on one thread, its warnings
+    (skipped samples) reported through ``channel``; it stays until ``stop`` is set, for the
+    trainings map the batches' shared memory from this process when they read them."""
     import cv2
     import torch
 
-    # One thread: this one's OpenMP setting, and OpenCV's (process-wide) while it serves.
-    threads, cv2_threads = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
+    root = logging.getLogger()
+    root.handlers[:] = [_LineHandler("batches", channel)]
+    root.setLevel(logging.INFO)
+    parent = mp.parent_process()
+
+    def alive() -> bool:
+        return parent is None or parent.is_alive()
+
     try:
-        serve_batches(config, feeds, alive=lambda: not stop.is_set())
-    except SystemExit:  # stopped
-        pass
+        serve_batches(config, feeds, alive)
     except Exception:  # already sent to the trainings, which fail with it
-        log.exception("batch server failed")
-    finally:
-        torch.set_num_threads(threads)
-        cv2.setNumThreads(cv2_threads)
+        logging.getLogger(__name__).exception("batch server failed")
+    while not stop.wait(1.0):
+        if not alive():
+            return
 
 
 def train_side_by_side(
@@ -204,17 +206,16 @@ def train_side_by_side(
     context = mp.get_context("spawn")  # fork would copy torch's thread pools and locks
     channel = context.Queue()
     active = context.Value("i", len(configs))
-    stop = threading.Event()
+    stop = context.Event()
     feeds: dict[str, Any] = {}
-    servers: dict[threading.Thread, list[str]] = {}
+    servers: dict[Any, list[str]] = {}
     for group in sharing_groups(configs) if share_batches else []:
         feeds.update({name: new_channel(context) for name in group})
         members = [(feeds[name], configs[name].train_prompts) for name in group]
-        server = threading.Thread(
+        server = context.Process(
             target=_serve,
-            args=(server_config([configs[n] for n in group]), members, stop),
+            args=(server_config([configs[n] for n in group]), members, stop, channel),
             name=f"kpr-batches-{'-'.join(group)}",
-            daemon=True,
         )
         servers[server] = group
         log.info("%s: batches from one server", ", ".join(group))
@@ -241,9 +242,7 @@ def train_side_by_side(
     results: dict[str, TrainResult] = {}
     errors: dict[str, str] = {}
     try:
-        for thread in servers:
-            thread.start()
-        for process in processes.values():
+        for process in [*servers, *processes.values()]:
             process.start()
         while len(results) + len(errors) < len(processes):
             try:
@@ -253,6 +252,10 @@ def train_side_by_side(
                 for name, p in processes.items():
                     if not p.is_alive() and name not in results and name not in errors:
                         errors[name] = f"process exited with code {p.exitcode}"
+                for server, group in servers.items():
+                    for name in group:
+                        if not server.is_alive() and name not in results and name not in errors:
+                            errors[name] = f"its batch server exited with code {server.exitcode}"
                 continue
             if isinstance(message, _Start):
                 if bar is not None:
@@ -283,7 +286,11 @@ def train_side_by_side(
                 process.terminate()
             process.join()
         for server in servers:
-            if server.ident is not None:  # started
+            if server.pid is None:
+                continue
+            server.join(timeout=5.0)
+            if server.is_alive():
+                server.terminate()
                 server.join()
         if bar is not None:
             bar.close()
