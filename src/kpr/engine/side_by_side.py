@@ -178,8 +178,8 @@ def train_side_by_side(
     share_batches: bool = True,
 ) -> dict[str, TrainResult]:
     """Train every config at once, each in its own process with ``cores // len(configs)`` torch
-    threads and its data loaded in that process (``sampler.workers = 0``); when a run ends, the
-    others share its cores.
+    threads and its data loaded in that process (``sampler.workers = 0``) or, for runs that draw
+    the same batches, by one batch server process; when a run ends, the others share its cores.
 
     Parameters
     ----------
