@@ -26,14 +26,11 @@ from typing import Any
 from torch.utils.data import DataLoader, IterableDataset
 
 from kpr.configuration import to_dict
-from kpr.data.datasets import build_dataset
-from kpr.data.parsing import require_parsing_labels
 from kpr.data.prompt_dropout import PromptDropout
 from kpr.data.train_dataset import TrainBatch, collate_train
 from kpr.engine.config import TrainConfig
-from kpr.engine.train_data import build_train_data, data_config_for
+from kpr.engine.train_data import build_train_data, open_train_dataset, recipe_data_config
 from kpr.errors import KPRError
-from kpr.modeling.build import model_config
 
 __all__ = ["BatchFeed", "batches_key", "serve_batches", "sharing_groups"]
 
@@ -61,7 +58,7 @@ def batches_key(config: TrainConfig) -> str | None:
     """What decides a recipe's training batches apart from its prompts, as a JSON string; None
     when no other recipe's pipeline can serve it (mask prompts: the masks are augmented with the
     image, so they change its draws)."""
-    data = data_config_for(config, model_config(config.model, **config.model_overrides))
+    data = recipe_data_config(config)
     if data.prompt_type != "keypoints":
         return None
     ds = config.dataset
@@ -88,11 +85,7 @@ def sharing_groups(configs: Mapping[str, TrainConfig]) -> list[list[str]]:
             by_key.setdefault(key, []).append(name)
     groups = []
     for names in by_key.values():
-        prompted = {
-            json.dumps(to_dict(configs[n].prompt_dropout), sort_keys=True)
-            for n in names
-            if configs[n].train_prompts
-        }
+        prompted = {configs[n].prompt_dropout for n in names if configs[n].train_prompts}
         if len(names) > 1 and len(prompted) <= 1:
             groups.append(names)
     return groups
@@ -164,12 +157,7 @@ def serve_batches(
                     raise SystemExit(1) from None
 
     try:
-        ds = config.dataset
-        dataset = build_dataset(ds.name, root=Path(ds.root).expanduser(), **ds.options)
-        if config.label_source == "parsing":
-            require_parsing_labels(dataset)
-        model = model_config(config.model, **config.model_overrides)
-        data = build_train_data(config, dataset, data_config_for(config, model))
+        data = build_train_data(config, open_train_dataset(config), recipe_data_config(config))
         loader = DataLoader(data.train_set, batch_sampler=data.sampler, collate_fn=collate_train)
         for epoch in range(config.optim.epochs):
             data.sampler.set_epoch(epoch)

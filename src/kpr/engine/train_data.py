@@ -7,16 +7,36 @@ trainings from one pipeline (:mod:`kpr.engine.batch_server`), so both draw the s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from kpr.data.bipo import OccluderBank
-from kpr.data.datasets import ReIDDataset
+from kpr.data.datasets import ReIDDataset, build_dataset
+from kpr.data.parsing import require_parsing_labels
 from kpr.data.sampler import IdentitySampler
 from kpr.data.train_dataset import DataConfig, TrainDataset
 from kpr.engine.config import TrainConfig, resolve_augmentation
 from kpr.errors import ConfigError
+from kpr.modeling.build import model_config
 from kpr.modeling.config import KPRConfig
 
-__all__ = ["TrainData", "build_sampler", "build_train_data", "data_config_for"]
+__all__ = [
+    "TrainData",
+    "build_sampler",
+    "build_train_data",
+    "data_config_for",
+    "open_train_dataset",
+    "recipe_data_config",
+]
+
+
+def open_train_dataset(config: TrainConfig) -> ReIDDataset:
+    """The recipe's dataset; with ``label_source: parsing``, checked to have the parsing labels
+    (before a model or a BIPO bank is built)."""
+    ds = config.dataset
+    dataset = build_dataset(ds.name, root=Path(ds.root).expanduser(), **ds.options)
+    if config.label_source == "parsing":
+        require_parsing_labels(dataset)
+    return dataset
 
 
 def data_config_for(config: TrainConfig, model: KPRConfig) -> DataConfig:
@@ -34,6 +54,12 @@ def data_config_for(config: TrainConfig, model: KPRConfig) -> DataConfig:
         prompt_dropout=config.prompt_dropout,
         with_prompts=config.train_prompts,
     )
+
+
+def recipe_data_config(config: TrainConfig) -> DataConfig:
+    """:func:`data_config_for` the recipe's model, without building it (the fields the dataset
+    sets, cameras and classes, do not change the data pipeline)."""
+    return data_config_for(config, model_config(config.model, **config.model_overrides))
 
 
 def build_sampler(

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -22,16 +22,18 @@ from torch.utils.data import DataLoader
 from kpr.checkpoint import build_model
 from kpr.checkpoint.kpr_format import load_weights, read_kpr_checkpoint, save_kpr_checkpoint
 from kpr.configuration import to_dict
-from kpr.data.datasets import build_dataset
-from kpr.data.parsing import require_parsing_labels
 from kpr.data.train_dataset import TrainBatch, collate_train
 from kpr.devices import resolve_device
-from kpr.engine.batch_server import BatchFeed
 from kpr.engine.config import OptimConfig, TrainConfig
 from kpr.engine.distributed import DistInfo, barrier, init_distributed, mean_across_ranks
 from kpr.engine.evaluate import EvalResult, eval_dataset_for, evaluate, prompt_modes
 from kpr.engine.schedule import set_lr, warmup_cosine_lr
-from kpr.engine.train_data import build_sampler, build_train_data, data_config_for
+from kpr.engine.train_data import (
+    build_sampler,
+    build_train_data,
+    data_config_for,
+    open_train_dataset,
+)
 from kpr.engine.training_state import (
     read_training_state,
     rng_state,
@@ -44,6 +46,9 @@ from kpr.losses import LossWeights, build_loss
 from kpr.modeling.build import model_config
 from kpr.modeling.kpr import KPR
 from kpr.modeling.part_head import PartHead
+
+if TYPE_CHECKING:
+    from kpr.engine.batch_server import BatchFeed
 
 log = logging.getLogger(__name__)
 
@@ -142,11 +147,8 @@ class Trainer:
         self.output_dir = Path(config.output_dir)
         seed_everything(config.seed)
 
-        ds = config.dataset
-        self.dataset = build_dataset(ds.name, root=Path(ds.root).expanduser(), **ds.options)
-        if config.label_source == "parsing":
-            require_parsing_labels(self.dataset)  # before the model and the BIPO bank are built
-        self.eval_dataset = eval_dataset_for(ds, self.dataset)
+        self.dataset = open_train_dataset(config)
+        self.eval_dataset = eval_dataset_for(config.dataset, self.dataset)
         num_cameras = (
             self.dataset.num_cameras
             if config.camera_embedding and self.dataset.num_cameras > 1
