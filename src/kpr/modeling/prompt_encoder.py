@@ -70,4 +70,6 @@ class PromptEncoder(nn.Module):
         prompts = prompts.to(self.proj.weight.dtype)
         if tuple(prompts.shape[-2:]) != tuple(image_hw):
             prompts = F.interpolate(prompts, size=image_hw, mode="bilinear", align_corners=True)
+        # Channels-last for the same reason as the image's patch embedding (PatchEmbed.forward).
+        prompts = prompts.contiguous(memory_format=torch.channels_last)
         return self.norm(self.proj(prompts).permute(0, 2, 3, 1))
