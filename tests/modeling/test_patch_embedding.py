@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kpr.modeling.backbones.solider_swin import PatchEmbed
+from kpr.modeling.patch_embed import PatchEmbed
 from kpr.modeling.prompt_encoder import PromptEncoder
 
 

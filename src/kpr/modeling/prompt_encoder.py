@@ -6,8 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kpr.modeling.patch_embed import PatchEmbed
 
-class PromptEncoder(nn.Module):
+
+class PromptEncoder(PatchEmbed):
     """A patch embedding for prompt heatmaps (conv k=s=patch, then LayerNorm).
 
     Parameters
@@ -32,11 +34,9 @@ class PromptEncoder(nn.Module):
         zero_init: bool = False,
         background_channel: bool = True,
     ):
-        super().__init__()
+        super().__init__(in_channels, embed_dim, patch_size)
         self.in_channels = in_channels
         self.background_channel = background_channel
-        self.proj = nn.Conv2d(in_channels, embed_dim, kernel_size=patch_size, stride=patch_size)
-        self.norm = nn.LayerNorm(embed_dim)
         if zero_init:
             nn.init.zeros_(self.proj.weight)
             nn.init.zeros_(self.proj.bias)
@@ -65,11 +65,9 @@ class PromptEncoder(nn.Module):
         Returns
         -------
         torch.Tensor
-            [N, H/4, W/4, D] tokens (channels last, like the image tokens).
+            [N, ⌈H/p⌉, ⌈W/p⌉, D] tokens (channels last, like the image tokens).
         """
         prompts = prompts.to(self.proj.weight.dtype)
         if tuple(prompts.shape[-2:]) != tuple(image_hw):
             prompts = F.interpolate(prompts, size=image_hw, mode="bilinear", align_corners=True)
-        # Channels-last for the same reason as the image's patch embedding (PatchEmbed.forward).
-        prompts = prompts.contiguous(memory_format=torch.channels_last)
-        return self.norm(self.proj(prompts).permute(0, 2, 3, 1))
+        return super().forward(prompts)
